@@ -1,0 +1,3 @@
+from distlmk.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,125 @@
+"""The `distlmk` command line: train, data synth/check, search, analyze."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from distlmk.config import ConfigError, DataConfig, ExperimentConfig, SearchConfig, load_yaml
+from distlmk.data.dataset import DataError
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from distlmk.train.fit import fit
+
+    cfg = load_yaml(args.config, ExperimentConfig)
+    fit(cfg, args.out or Path("results") / cfg.name, resume=args.resume)
+    return 0
+
+
+def _cmd_data_synth(args: argparse.Namespace) -> int:
+    from distlmk.data.folder import write_folder
+    from distlmk.data.synthetic import synthetic_dataset
+
+    ds = synthetic_dataset(
+        args.train, args.val, args.test, args.landmarks, args.seed, tuple(args.size)
+    )
+    out = write_folder(ds, args.out)
+    print(
+        f"wrote {len(ds.images)} images with {ds.num_landmarks} landmarks to {out} (folder format)"
+    )
+    return 0
+
+
+def _cmd_data_check(args: argparse.Namespace) -> int:
+    from distlmk.data.check import format_summary, summarize_dataset
+    from distlmk.data.load import load_dataset
+
+    cfg = DataConfig(format=args.format, root=args.root, ground_truth=args.ground_truth)
+    summary = summarize_dataset(load_dataset(cfg))
+    print(json.dumps(summary, indent=2) if args.json else format_summary(summary))
+    return 0
+
+
+def _cmd_search(args: argparse.Namespace) -> int:
+    from distlmk.population.search import run_search
+
+    cfg = load_yaml(args.config, SearchConfig)
+    if args.policy_checkpoint:
+        cfg.policy.checkpoint = str(Path(args.policy_checkpoint).resolve())
+    if args.freeze_policy:
+        if not cfg.policy.checkpoint:
+            raise ConfigError(
+                "--freeze-policy needs --policy-checkpoint (or policy.checkpoint in the config)"
+            )
+        cfg.policy.freeze = True
+    run_search(cfg, out_dir=args.out or "results", address=args.address, resume=args.resume)
+    return 0
+
+
+def _cmd_analyze(args: argparse.Namespace) -> int:
+    from distlmk.analysis.report import analyze
+
+    out = analyze(args.experiment_dir)
+    print(f"wrote {out}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="distlmk", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="one training run without Ray; writes metrics.json")
+    t.add_argument("--config", required=True)
+    t.add_argument("--out", help="output folder (default results/<name>)")
+    t.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    t.set_defaults(func=_cmd_train)
+
+    d = sub.add_parser("data", help="synthetic data and dataset checks")
+    dsub = d.add_subparsers(dest="data_command", required=True)
+    s = dsub.add_parser("synth", help="write the synthetic set in the generic folder format")
+    s.add_argument("--out", required=True)
+    s.add_argument("--train", type=int, default=150)
+    s.add_argument("--val", type=int, default=30)
+    s.add_argument("--test", type=int, default=60)
+    s.add_argument("--landmarks", type=int, default=19)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--size", type=int, nargs=2, default=[320, 256], metavar=("H", "W"))
+    s.set_defaults(func=_cmd_data_synth)
+    c = dsub.add_parser("check", help="validate a dataset and print a summary")
+    c.add_argument("--format", required=True, choices=["synthetic", "isbi2015", "folder"])
+    c.add_argument("--root", help="dataset folder (cache folder for synthetic)")
+    c.add_argument("--ground-truth", default="mean", choices=["senior", "junior", "mean"])
+    c.add_argument("--json", action="store_true")
+    c.set_defaults(func=_cmd_data_check)
+
+    r = sub.add_parser("search", help="population search on Ray Tune with the central RL policy")
+    r.add_argument("--config", required=True)
+    r.add_argument("--out", help="storage folder or URI (default ./results)")
+    r.add_argument(
+        "--address", help="Ray cluster address (auto, ray://...); default: embedded local Ray"
+    )
+    r.add_argument(
+        "--resume", action="store_true", help="continue an interrupted experiment (Tuner.restore)"
+    )
+    r.add_argument("--policy-checkpoint", help="start the central policy from this saved policy")
+    r.add_argument(
+        "--freeze-policy", action="store_true", help="act with the policy, never update it"
+    )
+    r.set_defaults(func=_cmd_search)
+
+    a = sub.add_parser("analyze", help="plots and a Markdown report for an experiment folder")
+    a.add_argument("experiment_dir")
+    a.set_defaults(func=_cmd_analyze)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ConfigError, DataError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2

@@ -1,0 +1,266 @@
+"""Typed experiment configuration, loaded from YAML with errors that name the key and file.
+
+Every YAML config maps onto these dataclasses; an unknown key or a wrong type is a
+`ConfigError` such as ``tune_configs/x.yaml: train.epochs: expected int, got 'ten'``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A configuration file is invalid; the message names the file, the key and the fix."""
+
+
+@dataclass
+class AugmentConfig:
+    enabled: bool = True
+    rotation_deg: float = 8.0
+    scale: float = 0.08
+    translate: float = 0.05  # fraction of the image size
+    intensity: float = 0.15  # contrast/brightness jitter
+    noise: float = 0.02  # additive Gaussian noise (image in [0, 1])
+
+
+@dataclass
+class DataConfig:
+    format: Literal["synthetic", "isbi2015", "folder"] = "synthetic"
+    root: str | None = None  # dataset folder (isbi2015, folder); optional cache dir for synthetic
+    input_size: tuple[int, int] = (128, 128)  # (H, W) the model sees
+    # synthetic generator
+    num_landmarks: int = 19
+    num_train: int = 150
+    num_val: int = 30
+    num_test: int = 60
+    synth_seed: int = 0
+    synth_size: tuple[int, int] = (320, 256)  # (H, W) of generated images
+    # isbi2015 / folder
+    ground_truth: Literal["senior", "junior", "mean"] = "mean"
+    val_fraction: float = 0.15
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+
+@dataclass
+class ModelConfig:
+    base_channels: int = 16
+    depth: int = 4
+    out_stride: int = 2  # heatmaps at input/out_stride; sigma is in heatmap pixels
+
+
+@dataclass
+class RLControlConfig:
+    """How a trial talks to the central policy (the policy's own settings are in PolicyConfig)."""
+
+    server_name: str = "distlmk_policy"
+    step_factor: float = 1.25  # multiplicative sigma step per lower/raise action
+    decision_interval: int = 1  # epochs between decisions
+    timeout_s: float = 10.0  # keep current sigmas when the policy is slower than this
+    min_progress_to_stop: float = 0.3  # stop / end actions are honoured only after this progress
+    epoch_cost: float = 0.01  # reward cost per epoch spent (trial row)
+
+
+@dataclass
+class SigmaConfig:
+    method: Literal["fixed", "learned", "adaloss", "rl"] = "fixed"
+    init: float = 3.0  # heatmap pixels (input pixels / model.out_stride)
+    min: float = 1.0
+    max: float = 8.0
+    # learned (Payer et al.): sigma is a trainable parameter with an L2 regulariser
+    learned_lr: float = 0.05
+    learned_reg: float = 0.05
+    # adaloss (Teixeira et al. 2019): shrink sigma as the loss variance falls
+    adaloss_window: int = 3
+    adaloss_shrink: float = 0.85
+    rl: RLControlConfig = field(default_factory=RLControlConfig)
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 30
+    batch_size: int = 8
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    loss: Literal["mse", "awing"] = "mse"
+    seed: int = 0
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    amp: bool = True  # mixed precision when on CUDA
+    torch_threads: int = 0  # 0: leave torch's default
+    checkpoint_every: int = 1
+
+
+@dataclass
+class ExperimentConfig:
+    name: str = "distlmk"
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    sigma: SigmaConfig = field(default_factory=SigmaConfig)
+
+
+@dataclass
+class PolicyConfig:
+    """PPO settings of the central policy (one typed place, CleanRL style)."""
+
+    lr: float = 3e-4
+    gamma: float = 0.95
+    lambda_: float = 0.95
+    clip_param: float = 0.2
+    entropy_coeff: float = 0.01
+    vf_loss_coeff: float = 0.5
+    num_epochs: int = 4
+    minibatch_size: int = 256
+    train_batch_rows: int = 512  # row transitions (landmarks + trial rows) per PPO update
+    hidden: list[int] = field(default_factory=lambda: [64, 64])
+    end_logit_bias: float = -3.0  # initial bias against "end/stop" so early populations explore
+    batch_wait_ms: float = 2.0  # how long the server gathers requests for one forward pass
+    seed: int = 0
+    checkpoint: str | None = None  # start from this saved policy
+    freeze: bool = False  # act only, never update (transfer)
+    explore: bool = True  # sample actions (False: greedy)
+
+
+@dataclass
+class ResourcesConfig:
+    cpu: float = 1.0
+    gpu: float = 0.0  # fraction of a GPU per trial, used only when the cluster has GPUs
+
+
+@dataclass
+class SchedulerConfig:
+    name: Literal["none", "asha", "pbt"] = "none"
+    grace_period: int = 3  # asha
+    reduction_factor: int = 2  # asha
+    perturbation_interval: int = 4  # pbt
+    lr_range: tuple[float, float] = (5e-4, 5e-3)  # pbt mutates train.lr in this range
+
+
+@dataclass
+class SearchConfig:
+    name: str = "population"
+    experiment: ExperimentConfig = field(default_factory=ExperimentConfig)
+    methods: list[Literal["fixed", "learned", "adaloss", "rl"]] = field(
+        default_factory=lambda: ["fixed", "learned", "adaloss", "rl"]
+    )
+    fixed_sigmas: list[float] = field(default_factory=lambda: [1.5, 3.0])
+    seeds: list[int] = field(default_factory=lambda: [0, 1])
+    rl_trials_per_seed: int = 1
+    resources: ResourcesConfig = field(default_factory=ResourcesConfig)
+    scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
+    max_concurrent: int = 0  # 0: as many as resources allow
+    max_failures: int = 2
+    simulated: bool = False  # cost-model trainer instead of a network (scaling studies)
+    simulated_epoch_seconds: float = 0.0  # compute stand-in per simulated epoch
+    fail_at_epoch: int | None = None  # fault injection: every trial fails once at this epoch
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _convert(value: Any, tp: Any, where: str) -> Any:
+    """Check/convert one YAML value against a type annotation; raise with `where` on mismatch."""
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+        return _build(tp, value, where)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _convert(value, a, where)
+            except ConfigError as e:
+                errors.append(str(e))
+        raise ConfigError(errors[0] if errors else f"{where}: invalid value {value!r}")
+    if origin is Literal:
+        if value not in args:
+            choices = ", ".join(repr(a) for a in args)
+            raise ConfigError(f"{where}: {value!r} is not one of {choices}")
+        return value
+    if origin in (list, tuple):
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        if origin is tuple and args and args[-1] is not Ellipsis:
+            if len(value) != len(args):
+                raise ConfigError(f"{where}: expected {len(args)} values, got {len(value)}")
+            return tuple(
+                _convert(v, a, f"{where}[{i}]")
+                for i, (v, a) in enumerate(zip(value, args, strict=True))
+            )
+        inner = args[0] if args else Any
+        out = [_convert(v, inner, f"{where}[{i}]") for i, v in enumerate(value)]
+        return tuple(out) if origin is tuple else out
+    if tp is Any:
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        return float(value)
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where}: expected int, got {value!r}")
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected true/false, got {value!r}")
+        return value
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
+        return value
+    raise ConfigError(f"{where}: unsupported type {_type_name(tp)}")
+
+
+def _build(cls: type, data: dict, where: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for key, value in data.items():
+        attr = "lambda_" if key == "lambda" else key
+        path = f"{where}.{key}" if where else str(key)
+        if attr not in names:
+            allowed = ", ".join(sorted(n.rstrip("_") for n in names))
+            raise ConfigError(f"{path}: unknown key (allowed here: {allowed})")
+        kwargs[attr] = _convert(value, hints[attr], path)
+    return cls(**kwargs)
+
+
+def from_dict(cls: type, data: dict | None, source: str = "<config>") -> Any:
+    """Build dataclass `cls` from a plain dict; errors are prefixed by `source`."""
+    try:
+        return _build(cls, data or {}, "")
+    except ConfigError as e:
+        raise ConfigError(f"{source}: {e}") from None
+
+
+def load_yaml(path: str | Path, cls: type) -> Any:
+    """Load a YAML file into dataclass `cls`, naming the file and key on any error."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML: {e}") from None
+    if data is not None and not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of keys")
+    return from_dict(cls, data, str(path))
+
+
+def to_dict(cfg: Any) -> dict:
+    """Plain-dict view of a config (for Tune param spaces and saved metadata)."""
+    return dataclasses.asdict(cfg)

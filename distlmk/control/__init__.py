@@ -1,0 +1,31 @@
+"""Sigma controllers: fixed | learned | adaloss | rl, behind one interface."""
+
+from __future__ import annotations
+
+from distlmk.config import SigmaConfig
+from distlmk.control.base import Decision, EpochFeedback, SigmaController
+
+
+def make_controller(
+    cfg: SigmaConfig, num_landmarks: int, trial_id: str | None = None
+) -> SigmaController:
+    if cfg.method == "fixed":
+        from distlmk.control.fixed import FixedSigma
+
+        return FixedSigma(cfg, num_landmarks)
+    if cfg.method == "learned":
+        from distlmk.control.learned import LearnedSigma
+
+        return LearnedSigma(cfg, num_landmarks)
+    if cfg.method == "adaloss":
+        from distlmk.control.adaloss import AdaLossSigma
+
+        return AdaLossSigma(cfg, num_landmarks)
+    if cfg.method == "rl":
+        from distlmk.control.rl import RLSigma
+
+        return RLSigma(cfg, num_landmarks, trial_id=trial_id or "local")
+    raise ValueError(f"sigma.method: unknown method {cfg.method!r}")
+
+
+__all__ = ["Decision", "EpochFeedback", "SigmaController", "make_controller"]

@@ -1,0 +1,72 @@
+"""The one interface every sigma strategy implements; the trainer knows nothing else.
+
+Each epoch the trainer hands the controller an `EpochFeedback`; the controller may change
+its per-landmark sigmas and may ask the trial to stop. `sigma()` is what the heatmap
+targets use; `learned` returns a trainable tensor, the others constants.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from distlmk.config import SigmaConfig
+
+
+@dataclass
+class EpochFeedback:
+    epoch: int  # epochs completed so far (1 after the first epoch)
+    epochs: int  # the epoch budget
+    val_error_mm: np.ndarray  # [L] validation MRE per landmark
+    train_loss: np.ndarray  # [L] mean heatmap loss per landmark over the epoch
+    diag_mm: float  # image diagonal in mm, to normalise errors across datasets
+
+
+@dataclass
+class Decision:
+    stop: bool = False  # end this trial now
+    reward: float | None = None  # the trial's reward for the previous decision (rl only)
+    ended: np.ndarray | None = None  # [L] bool: landmarks whose sigma is frozen (rl only)
+    info: dict = field(default_factory=dict)
+
+
+class SigmaController:
+    """Base: constant sigma. Subclasses override what they change."""
+
+    name = "fixed"
+
+    def __init__(self, cfg: SigmaConfig, num_landmarks: int):
+        self.cfg = cfg
+        self.num_landmarks = num_landmarks
+        self._sigma = np.full(num_landmarks, float(cfg.init))
+
+    def sigma(self, device: torch.device | str = "cpu") -> torch.Tensor:
+        """Per-landmark sigma [L] in heatmap pixels."""
+        return torch.as_tensor(self._sigma, dtype=torch.float32, device=device)
+
+    def sigma_values(self) -> np.ndarray:
+        return self.sigma().detach().cpu().numpy().astype(np.float64)
+
+    def target_gain(self, sigma: torch.Tensor) -> torch.Tensor | float:
+        """Factor on the peak-1 targets [B, L, H, W]: a scalar or [L, 1, 1] (1 except for `learned`)."""
+        return 1.0
+
+    def parameters(self) -> list[torch.nn.Parameter]:
+        return []
+
+    def penalty(self) -> torch.Tensor | float:
+        return 0.0
+
+    def observe(self, fb: EpochFeedback) -> Decision:
+        return Decision()
+
+    def state_dict(self) -> dict:
+        return {"sigma": self._sigma.tolist()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self._sigma = np.asarray(state["sigma"], dtype=np.float64)
+
+    def close(self, truncated: bool = True) -> None:
+        """The trial is over (budget reached or stopped); release external state."""

@@ -1,0 +1,164 @@
+"""Generic folder format: images/ + landmarks.csv (image,landmark,x,y) + optional meta.yaml."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from distlmk.data.dataset import DataError, LandmarkDataset, check_points_inside, split_train_val
+from distlmk.data.io import IMAGE_SUFFIXES, read_gray
+
+META_KEYS = {"spacing_mm", "landmark_names", "splits"}
+
+
+def read_meta(root: Path) -> dict:
+    path = root / "meta.yaml"
+    if not path.is_file():
+        return {}
+    try:
+        meta = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise DataError(f"{path}: not valid YAML: {e}") from None
+    if not isinstance(meta, dict):
+        raise DataError(f"{path}: must be a mapping with keys {sorted(META_KEYS)}")
+    unknown = set(meta) - META_KEYS
+    if unknown:
+        raise DataError(f"{path}: unknown key(s) {sorted(unknown)}; allowed: {sorted(META_KEYS)}")
+    if "spacing_mm" in meta and not isinstance(meta["spacing_mm"], int | float):
+        raise DataError(f"{path}: spacing_mm must be a number (mm per pixel)")
+    return meta
+
+
+def read_landmarks_csv(path: Path) -> dict[str, dict[int, tuple[float, float, int]]]:
+    """image -> landmark index -> (x, y, csv line). Errors name the line."""
+    if not path.is_file():
+        raise DataError(f"{path}: landmarks.csv is missing (columns: image,landmark,x,y)")
+    table: dict[str, dict[int, tuple[float, float, int]]] = {}
+    with path.open(newline="") as fh:
+        reader = csv.DictReader(fh)
+        need = {"image", "landmark", "x", "y"}
+        if reader.fieldnames is None or not need <= set(reader.fieldnames):
+            raise DataError(
+                f"{path}:1: header must have columns image,landmark,x,y; got {reader.fieldnames}"
+            )
+        for row in reader:
+            line = reader.line_num
+            try:
+                k, x, y = int(row["landmark"]), float(row["x"]), float(row["y"])
+            except (TypeError, ValueError):
+                raise DataError(
+                    f"{path}:{line}: landmark must be an integer and x,y numbers; got {row}"
+                ) from None
+            if k < 0:
+                raise DataError(f"{path}:{line}: landmark index must be >= 0, got {k}")
+            per = table.setdefault(row["image"], {})
+            if k in per:
+                raise DataError(
+                    f"{path}:{line}: landmark {k} of {row['image']} given twice (first at line {per[k][2]})"
+                )
+            per[k] = (x, y, line)
+    if not table:
+        raise DataError(f"{path}: no landmark rows")
+    return table
+
+
+def load_folder(root: str | Path, val_fraction: float = 0.15) -> LandmarkDataset:
+    root = Path(root)
+    img_dir = root / "images"
+    if not img_dir.is_dir():
+        raise DataError(f"{img_dir}: missing images/ folder (expected images/ + landmarks.csv)")
+    meta = read_meta(root)
+    csv_path = root / "landmarks.csv"
+    table = read_landmarks_csv(csv_path)
+    num_l = max(max(per) for per in table.values()) + 1
+    images, landmarks, ids = [], [], []
+    files = {p.name: p for p in img_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES}
+    for name in sorted(table):
+        per = table[name]
+        first_line = min(v[2] for v in per.values())
+        if name not in files:
+            raise DataError(f"{csv_path}:{first_line}: image {name!r} not found in {img_dir}")
+        missing = sorted(set(range(num_l)) - set(per))
+        if missing:
+            raise DataError(
+                f"{csv_path}:{first_line}: image {name!r} has {len(per)} landmarks, expected {num_l} "
+                f"(missing landmark(s) {missing})"
+            )
+        img = read_gray(files[name])
+        pts = np.array([per[k][:2] for k in range(num_l)], np.float64)
+        for k in range(num_l):
+            check_points_inside(
+                pts[k : k + 1], img.shape, f"{csv_path}:{per[k][2]} ({name}, landmark {k})"
+            )
+        images.append(img)
+        landmarks.append(pts)
+        ids.append(name)
+    names = meta.get("landmark_names") or [f"landmark_{k}" for k in range(num_l)]
+    if len(names) != num_l:
+        raise DataError(
+            f"{root / 'meta.yaml'}: landmark_names has {len(names)} names, landmarks.csv has {num_l} landmarks"
+        )
+    splits = _splits(meta.get("splits"), ids, root, val_fraction)
+    return LandmarkDataset(
+        name=f"folder({root.name})",
+        images=images,
+        landmarks=np.stack(landmarks),
+        spacing_mm=np.full(len(images), float(meta.get("spacing_mm", 1.0))),
+        landmark_names=[str(n) for n in names],
+        image_ids=ids,
+        splits=splits,
+    )
+
+
+def _splits(
+    spec: dict | None, ids: list[str], root: Path, val_fraction: float
+) -> dict[str, np.ndarray]:
+    pos = {name: i for i, name in enumerate(ids)}
+    if not spec:
+        n_test = max(1, len(ids) // 5)
+        rest, test = np.arange(len(ids) - n_test), np.arange(len(ids) - n_test, len(ids))
+        train, val = split_train_val(rest, val_fraction)
+        return {"train": train, "val": val, "test": test}
+    out = {}
+    for split, names in spec.items():
+        unknown = [n for n in names if n not in pos]
+        if unknown:
+            raise DataError(
+                f"{root / 'meta.yaml'}: splits.{split} names images not in landmarks.csv: {unknown[:3]}"
+            )
+        out[split] = np.array([pos[n] for n in names])
+    if "train" not in out:
+        raise DataError(f"{root / 'meta.yaml'}: splits must include 'train'")
+    if "val" not in out:
+        out["train"], out["val"] = split_train_val(out["train"], val_fraction)
+    if not [s for s in out if s not in ("train", "val")]:
+        raise DataError(
+            f"{root / 'meta.yaml'}: splits need at least one test split besides train and val"
+        )
+    return out
+
+
+def write_folder(ds: LandmarkDataset, out: str | Path) -> Path:
+    """Write a dataset in the generic folder format (PNG images, landmarks.csv, meta.yaml)."""
+    import cv2
+
+    out = Path(out)
+    (out / "images").mkdir(parents=True, exist_ok=True)
+    rows = ["image,landmark,x,y"]
+    names = []
+    for i, img in enumerate(ds.images):
+        name = f"{ds.image_ids[i]}.png"
+        cv2.imwrite(str(out / "images" / name), img)
+        names.append(name)
+        rows += [f"{name},{k},{x:.3f},{y:.3f}" for k, (x, y) in enumerate(ds.landmarks[i])]
+    (out / "landmarks.csv").write_text("\n".join(rows) + "\n")
+    meta = {
+        "spacing_mm": float(ds.spacing_mm[0]),
+        "landmark_names": list(ds.landmark_names),
+        "splits": {s: [names[i] for i in idx] for s, idx in ds.splits.items()},
+    }
+    (out / "meta.yaml").write_text(yaml.safe_dump(meta, sort_keys=False))
+    return out

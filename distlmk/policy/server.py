@@ -1,0 +1,190 @@
+"""The policy server: one named, restartable async Ray actor around `PolicyCore`.
+
+Requests that arrive within `batch_wait_ms` of each other are answered with one forward
+pass. PPO updates run in a worker thread, so serving continues (with the previous
+weights) while the Learner trains; the inference module is re-synced afterwards. After
+every update the LearnerGroup is saved atomically under `checkpoint_dir`; a restarted
+actor (`max_restarts`) reloads it, so weights survive a crash.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import json
+import logging
+import os
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import ray
+
+from distlmk.config import PolicyConfig, from_dict, to_dict
+from distlmk.policy.protocol import StepRequest
+
+log = logging.getLogger("distlmk.policy")
+LATEST = "latest"
+
+
+@ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=0)
+class PolicyServer:
+    def __init__(self, cfg: dict, checkpoint_dir: str | None = None):
+        import torch
+
+        torch.set_num_threads(1)
+        from distlmk.policy.core import PolicyCore
+
+        self.cfg: PolicyConfig = from_dict(PolicyConfig, cfg, "policy")
+        self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
+        self.core = PolicyCore(self.cfg)
+        self.restored_from = self.cfg.checkpoint
+        if self.checkpoint_dir and (self.checkpoint_dir / LATEST).is_dir():
+            self.core.restore(str(self.checkpoint_dir / LATEST))
+            self.restored_from = str(self.checkpoint_dir / LATEST)
+            state = self.checkpoint_dir / "server_state.json"
+            if state.is_file():
+                saved = json.loads(state.read_text())
+                self.core.stats["updates"] = saved.get("updates", 0)
+                self.core.stats["env_steps"] = saved.get("env_steps", 0)
+        self.started = time.time()
+        self.queue: list[tuple[StepRequest, asyncio.Future]] = []
+        self.flush_handle: asyncio.TimerHandle | None = None
+        self.training: asyncio.Task | None = None
+        self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
+        self.history: list[dict] = []  # per update: stats for the analysis plots
+        self.batch_sizes: list[int] = []
+
+    # --- serving --------------------------------------------------------------------
+    async def step(self, request: StepRequest) -> np.ndarray:
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
+        self.queue.append((request, fut))
+        if self.flush_handle is None:
+            self.flush_handle = loop.call_later(self.cfg.batch_wait_ms / 1000.0, self._flush)
+        return await fut
+
+    def _flush(self) -> None:
+        batch, self.queue, self.flush_handle = self.queue, [], None
+        if not batch:
+            return
+        self.batch_sizes.append(len(batch))
+        self.batch_sizes = self.batch_sizes[-1000:]
+        try:
+            actions = self.core.act([r for r, _ in batch])
+        except Exception as e:  # answer every waiter; the trials keep their sigmas
+            log.exception("policy forward failed")
+            for _, fut in batch:
+                if not fut.done():
+                    fut.set_exception(e)
+            return
+        for (_, fut), a in zip(batch, actions, strict=True):
+            if not fut.done():
+                fut.set_result(a)
+        if self.training is None and self.core.ready_to_train():
+            self.training = asyncio.ensure_future(self._train())
+
+    async def _train(self) -> None:
+        try:
+            episodes = self.core.collect_batch()
+            loop = asyncio.get_running_loop()
+            losses = await loop.run_in_executor(self.pool, self.core.update, episodes)
+            self.core.sync_inference()
+            s = self.core.summary()
+            self.history.append(
+                {
+                    "update": s["updates"],
+                    "time": time.time() - self.started,
+                    "env_steps": s["env_steps"],
+                    "decisions": s["decisions"],
+                    "mean_trial_return": s["mean_trial_return"],
+                    "mean_landmark_return": s["mean_landmark_return"],
+                    **losses,
+                }
+            )
+            if self.checkpoint_dir:
+                await loop.run_in_executor(self.pool, self._save_checkpoint)
+        except Exception:
+            log.exception("policy update failed; serving goes on with the previous weights")
+        finally:
+            self.training = None
+
+    def _save_checkpoint(self) -> str:
+        """Save to a fresh folder, then swap it in by rename: `latest` is always complete."""
+        assert self.checkpoint_dir is not None
+        self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.checkpoint_dir / f".tmp-{os.getpid()}-{self.core.stats['updates']}"
+        self.core.save(str(tmp))
+        latest, old = self.checkpoint_dir / LATEST, self.checkpoint_dir / ".old"
+        shutil.rmtree(old, ignore_errors=True)
+        if latest.exists():
+            os.replace(latest, old)
+        os.replace(tmp, latest)
+        shutil.rmtree(old, ignore_errors=True)
+        state = {k: self.core.stats[k] for k in ("updates", "env_steps", "decisions")}
+        (self.checkpoint_dir / "server_state.tmp").write_text(json.dumps(state))
+        os.replace(
+            self.checkpoint_dir / "server_state.tmp", self.checkpoint_dir / "server_state.json"
+        )
+        if self.history:
+            with (self.checkpoint_dir / "history.jsonl").open("a") as fh:
+                fh.write(json.dumps(self.history[-1]) + "\n")
+        return str(latest)
+
+    # --- control --------------------------------------------------------------------
+    def end_trial(self, trial_id: str) -> int:
+        return self.core.end_trial(trial_id)
+
+    async def flush_training(self) -> dict:
+        """Wait for a running update, then train on whatever is collected (end of experiment)."""
+        while self.training is not None:
+            await asyncio.sleep(0.01)
+        if self.core.collected > 0 and not self.cfg.freeze:
+            self.training = asyncio.ensure_future(self._train())
+            await self.training
+        return self.stats()
+
+    def save(self, path: str) -> str:
+        self.core.save(path)
+        return path
+
+    def checkpoint_now(self) -> str | None:
+        return self._save_checkpoint() if self.checkpoint_dir else None
+
+    def get_weights(self) -> dict:
+        return self.core.weights()
+
+    def stats(self) -> dict:
+        s = self.core.summary()
+        s.update(
+            {
+                "pid": os.getpid(),
+                "uptime_s": time.time() - self.started,
+                "restored_from": self.restored_from,
+                "frozen": self.cfg.freeze,
+                "mean_batch": float(np.mean(self.batch_sizes)) if self.batch_sizes else 0.0,
+                "config": to_dict(self.cfg),
+            }
+        )
+        return s
+
+    def update_history(self) -> list[dict]:
+        return list(self.history)
+
+    def ping(self) -> bool:
+        return True
+
+
+def start_policy_server(
+    name: str, cfg: PolicyConfig, checkpoint_dir: str | None, namespace: str | None = None
+):
+    """Get the named server or create it (pinned softly to this node, where its checkpoints live)."""
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    strategy = NodeAffinitySchedulingStrategy(
+        node_id=ray.get_runtime_context().get_node_id(), soft=True
+    )
+    return PolicyServer.options(
+        name=name, namespace=namespace, get_if_exists=True, scheduling_strategy=strategy
+    ).remote(to_dict(cfg), checkpoint_dir)

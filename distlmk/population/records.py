@@ -1,0 +1,121 @@
+"""distlmk's own per-iteration records, kept by the driver, written atomically as Parquet.
+
+Why not only Tune's files: progress.csv fixes its columns at the first report and
+result.json has lost rows after PBT pause/resume. Here every reported result becomes one
+row keyed by (trial_id, iteration); a retried or exploited trial that reports an
+iteration again replaces the row, so there are never duplicates. On `Tuner.restore`
+the callback reloads what was written before and carries on.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from ray import tune
+
+from distlmk.atomic import atomic_write
+
+RECORDS_FILE = "records.parquet"
+ERRORS_FILE = "trial_errors.parquet"
+_KEEP = (
+    "method",
+    "variant",
+    "seed",
+    "device",
+    "epoch",
+    "mre_mm",
+    "sdr_2_0",
+    "sdr_2_5",
+    "sdr_3_0",
+    "sdr_4_0",
+    "train_loss",
+    "reward",
+    "stopped",
+    "sigma",
+    "sigma_next",
+    "val_err",
+    "ended",
+    "images_per_s",
+    "time_this_iter_s",
+    "time_total_s",
+    "timestamp",
+    "test_mre_mm",
+    "test_sdr_2_0",
+    "test_sdr_2_5",
+    "test_sdr_3_0",
+    "test_sdr_4_0",
+    "test_per_landmark_mre_mm",
+    "baseline_mean_mre_mm",
+)
+
+
+def record_from_result(trial_id: str, result: dict) -> dict:
+    row = {"trial_id": trial_id, "iteration": int(result["training_iteration"])}
+    row.update({k: result.get(k) for k in _KEEP})
+    return row
+
+
+def write_parquet(rows: list[dict], path: Path) -> Path:
+    table = (
+        pa.Table.from_pylist(rows) if rows else pa.table({"trial_id": pa.array([], pa.string())})
+    )
+    return atomic_write(path, lambda tmp: pq.write_table(table, tmp))
+
+
+def read_rows(path: Path) -> list[dict]:
+    return pq.read_table(path).to_pylist() if path.is_file() else []
+
+
+class RecordsCallback(tune.Callback):
+    """Collects every trial result into records.parquet (deduplicated, atomic, resumable)."""
+
+    def __init__(self, experiment_dir: str, flush_every_s: float = 5.0):
+        self.dir = Path(experiment_dir)
+        self.flush_every_s = flush_every_s
+        self.rows: dict[tuple[str, int], dict] = {}
+        self.errors: dict[str, dict] = {}
+        self._last_flush = 0.0
+
+    def setup(self, **info) -> None:
+        for r in read_rows(self.dir / RECORDS_FILE):
+            self.rows[(r["trial_id"], int(r["iteration"]))] = r
+        for r in read_rows(self.dir / ERRORS_FILE):
+            self.errors[r["trial_id"]] = r
+
+    def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
+        row = record_from_result(trial.trial_id, result)
+        self.rows[(row["trial_id"], row["iteration"])] = row
+        self.errors.pop(trial.trial_id, None)  # a retried trial that reports again is alive
+        if time.monotonic() - self._last_flush > self.flush_every_s:
+            self.flush()
+
+    def on_trial_error(self, iteration, trials, trial, **info) -> None:
+        self.errors[trial.trial_id] = {"trial_id": trial.trial_id, "error": _error_text(trial)}
+        self.flush()
+
+    def on_trial_complete(self, iteration, trials, trial, **info) -> None:
+        self.flush()
+
+    def on_experiment_end(self, trials, **info) -> None:
+        self.flush()
+
+    def flush(self) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        rows = [self.rows[k] for k in sorted(self.rows)]
+        write_parquet(rows, self.dir / RECORDS_FILE)
+        write_parquet(list(self.errors.values()), self.dir / ERRORS_FILE)
+        self._last_flush = time.monotonic()
+
+
+def _error_text(trial) -> str:
+    try:
+        path = trial.error_file
+        if path and Path(path).is_file():
+            lines = [ln for ln in Path(path).read_text().strip().splitlines() if ln.strip()]
+            return lines[-1][:500] if lines else "unknown error"
+    except Exception:  # the reason is best effort; the failure itself is recorded regardless
+        pass
+    return "trial failed (see the trial's error.txt)"

@@ -1,0 +1,208 @@
+"""`distlmk search`: the population on Ray Tune with the central policy (typed config ->
+Tuner -> ResultGrid -> records, summary and report)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from pathlib import Path
+
+import ray
+from ray import tune
+
+from distlmk.atomic import atomic_write_json
+from distlmk.config import ConfigError, SearchConfig, to_dict
+from distlmk.population.records import RecordsCallback
+from distlmk.population.trainable import train_trial
+
+log = logging.getLogger("distlmk.search")
+
+
+def trial_list(cfg: SearchConfig) -> list[dict]:
+    """(method, seed, sigma) combinations: the same seeds and budget for every method."""
+    trials = []
+    for seed in cfg.seeds:
+        for method in cfg.methods:
+            if method == "fixed":
+                trials += [
+                    {"method": "fixed", "seed": seed, "sigma_init": s, "variant": f"fixed σ={s:g}"}
+                    for s in cfg.fixed_sigmas
+                ]
+            elif method == "rl":
+                trials += [
+                    {
+                        "method": "rl",
+                        "seed": seed,
+                        "sigma_init": None,
+                        "variant": "rl",
+                        "replica": r,
+                    }
+                    for r in range(cfg.rl_trials_per_seed)
+                ]
+            else:
+                trials.append(
+                    {"method": method, "seed": seed, "sigma_init": None, "variant": method}
+                )
+    return trials
+
+
+def validate(cfg: SearchConfig) -> None:
+    if not cfg.methods or not cfg.seeds:
+        raise ConfigError("methods and seeds must not be empty")
+    if cfg.scheduler.name == "pbt" and len(set(cfg.methods)) > 1:
+        raise ConfigError(
+            "scheduler.name: pbt copies checkpoints and configs between trials, which would mix methods; "
+            "use pbt with a single method, or asha/none to compare methods"
+        )
+    if "fixed" in cfg.methods and not cfg.fixed_sigmas:
+        raise ConfigError("fixed_sigmas: give at least one sigma for the fixed method")
+
+
+def policy_server_name(cfg: SearchConfig) -> str:
+    return f"{cfg.experiment.sigma.rl.server_name}:{cfg.name}"
+
+
+def build_scheduler(cfg: SearchConfig):
+    s = cfg.scheduler
+    if s.name == "asha":
+        return tune.schedulers.ASHAScheduler(
+            time_attr="training_iteration",
+            max_t=cfg.experiment.train.epochs,
+            grace_period=s.grace_period,
+            reduction_factor=s.reduction_factor,
+        )
+    if s.name == "pbt":
+        return tune.schedulers.PopulationBasedTraining(
+            time_attr="training_iteration",
+            perturbation_interval=s.perturbation_interval,
+            hyperparam_mutations={"lr": tune.loguniform(*s.lr_range)},
+            seed=cfg.seeds[0],
+        )
+    return None
+
+
+def _storage(out_dir: str) -> tuple[str, bool]:
+    """Absolute storage path (Tune rejects relative ones) or a URI as given."""
+    if "://" in out_dir:
+        return out_dir, False
+    return str(Path(out_dir).expanduser().resolve()), True
+
+
+def _init_ray(address: str | None) -> None:
+    if ray.is_initialized():
+        return
+    if address:
+        ray.init(address=address, log_to_driver=True)
+    else:  # embedded local Ray: loopback only, no dashboard
+        ray.init(include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=True)
+
+
+def run_search(
+    cfg: SearchConfig, out_dir: str = "results", address: str | None = None, resume: bool = False
+) -> Path:
+    validate(cfg)
+    storage, is_local = _storage(out_dir)
+    exp_dir = Path(storage) / cfg.name if is_local else Path.home() / "distlmk_runs" / cfg.name
+    if not cfg.simulated:  # fail on bad data before any compute is spent (and warm the cache)
+        from distlmk.data import load_dataset
+
+        load_dataset(cfg.experiment.data)
+    _init_ray(address)
+    gpus = ray.cluster_resources().get("GPU", 0)
+    resources = {"cpu": cfg.resources.cpu}
+    if gpus > 0 and cfg.resources.gpu > 0:
+        resources["gpu"] = cfg.resources.gpu
+    experiment = to_dict(cfg.experiment)
+    experiment["sigma"]["rl"]["server_name"] = policy_server_name(cfg)
+    if "gpu" not in resources:
+        experiment["train"]["device"] = (
+            "cpu" if experiment["train"]["device"] == "auto" else experiment["train"]["device"]
+        )
+    param_space = {
+        "experiment": experiment,
+        "trial": tune.grid_search(trial_list(cfg)),
+        "simulated": cfg.simulated,
+        "epoch_seconds": cfg.simulated_epoch_seconds,
+        "cpu": resources["cpu"],
+        "gpu": resources.get("gpu", 0.0),
+    }
+    if cfg.scheduler.name == "pbt":
+        param_space["lr"] = tune.loguniform(*cfg.scheduler.lr_range)
+    if cfg.fail_at_epoch is not None:
+        param_space["fail_at_epoch"] = cfg.fail_at_epoch
+
+    server = None
+    if "rl" in cfg.methods:
+        from distlmk.policy.server import start_policy_server
+
+        server = start_policy_server(policy_server_name(cfg), cfg.policy, str(exp_dir / "policy"))
+        ray.get(server.ping.remote())  # wait until the RLModule and Learner are built
+    exp_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(exp_dir / "search_config.json", to_dict(cfg))
+
+    trainable = tune.with_resources(train_trial, resources)
+    exp_path = f"{storage.rstrip('/')}/{cfg.name}"
+    t0 = time.time()
+    if resume:
+        if not tune.Tuner.can_restore(exp_path):
+            raise FileNotFoundError(f"{exp_path}: no experiment to resume; run without --resume")
+        tuner = tune.Tuner.restore(
+            exp_path, trainable=trainable, resume_errored=True, resume_unfinished=True
+        )
+    else:
+        keep = (
+            None if cfg.scheduler.name == "pbt" else 2
+        )  # PBT needs old checkpoints (see ray-2.58 notes)
+        tuner = tune.Tuner(
+            trainable,
+            param_space=param_space,
+            tune_config=tune.TuneConfig(
+                metric="mre_mm",
+                mode="min",
+                scheduler=build_scheduler(cfg),
+                max_concurrent_trials=cfg.max_concurrent or None,
+            ),
+            run_config=tune.RunConfig(
+                name=cfg.name,
+                storage_path=storage,
+                verbose=1,
+                callbacks=[RecordsCallback(str(exp_dir))],
+                failure_config=tune.FailureConfig(max_failures=cfg.max_failures),
+                checkpoint_config=tune.CheckpointConfig(num_to_keep=keep),
+            ),
+        )
+    grid = tuner.fit()
+    policy_stats = None
+    if server is not None:
+        policy_stats = ray.get(server.flush_training.remote())
+        ray.get(server.checkpoint_now.remote())
+        ray.get(server.save.remote(str(exp_dir / "policy" / "final")))
+        atomic_write_json(exp_dir / "policy_stats.json", policy_stats)
+        atomic_write_json(exp_dir / "policy_history.json", ray.get(server.update_history.remote()))
+    from distlmk.analysis.summary import write_summary_and_report
+
+    summary = write_summary_and_report(
+        exp_dir, cfg.resources.cpu, resources.get("gpu", 0.0), policy_stats, cfg.name
+    )
+    elapsed = time.time() - t0
+    atomic_write_json(
+        exp_dir / "run_info.json",
+        {
+            "elapsed_s": elapsed,
+            "num_trials": len(grid),
+            "num_errors": grid.num_errors,
+            "resources_per_trial": resources,
+            "cluster_resources": ray.cluster_resources(),
+            "address": address or "local",
+            "pid": os.getpid(),
+        },
+    )
+    print(f"\n{len(summary)} trials in {elapsed:.0f} s; report: {exp_dir / 'report.md'}")
+    print((exp_dir / "report.md").read_text())
+    return exp_dir
+
+
+def load_run_info(exp_dir: Path) -> dict:
+    return json.loads((exp_dir / "run_info.json").read_text())

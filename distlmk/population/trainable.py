@@ -1,0 +1,107 @@
+"""The Tune trial: one landmark network (or its cost model) trained with one sigma controller.
+
+Resumes from `tune.get_checkpoint()` (failure retry, PBT exploit, `Tuner.restore`) and
+reports every epoch with a checkpoint, so nothing computed is lost.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import torch
+from ray import tune
+
+from distlmk.config import ExperimentConfig, from_dict
+from distlmk.train.checkpoint import load_checkpoint, save_checkpoint
+
+CHECKPOINT_FILE = "trainer.pt"
+
+
+def trial_experiment(config: dict) -> ExperimentConfig:
+    """The ExperimentConfig of one trial: shared settings + this trial's method/seed/sigma/lr."""
+    exp = from_dict(ExperimentConfig, config["experiment"], "experiment")
+    t = config["trial"]
+    exp.sigma.method = t["method"]
+    exp.train.seed = int(t["seed"])
+    if t.get("sigma_init") is not None:
+        exp.sigma.init = float(t["sigma_init"])
+    if "lr" in config:
+        exp.train.lr = float(config["lr"])
+    exp.train.torch_threads = max(1, int(config.get("cpu", 1)))
+    return exp
+
+
+def flatten_record(rec: dict) -> dict:
+    """Trainer record -> Tune metrics (scalars for schedulers, lists kept for our records)."""
+    out = {
+        "epoch": rec["epoch"],
+        "mre_mm": rec["val_mre_mm"],
+        "train_loss": rec["train_loss"],
+        "reward": rec["reward"],
+        "stopped": rec["stopped"],
+        "sigma": rec["sigma"],
+        "sigma_next": rec["sigma_next"],
+        "val_err": rec["val_per_landmark_mre_mm"],
+        "ended": rec["ended"],
+        "images_per_s": rec["images_per_s"],
+    }
+    out.update({f"sdr_{k.replace('.', '_')}": v for k, v in rec["val_sdr"].items()})
+    return out
+
+
+def flatten_test(metrics: dict) -> dict:
+    out = {
+        "test_mre_mm": metrics["mre_mm"],
+        "test_per_landmark_mre_mm": metrics["per_landmark_mre_mm"],
+    }
+    out.update({f"test_sdr_{k.replace('.', '_')}": v for k, v in metrics["sdr"].items()})
+    if metrics.get("baseline_mean_mre_mm") is not None:
+        out["baseline_mean_mre_mm"] = metrics["baseline_mean_mre_mm"]
+    return out
+
+
+def make_trainer(exp: ExperimentConfig, config: dict, trial_id: str):
+    if config.get("simulated"):
+        from distlmk.train.simulated import SimulatedTrainer
+
+        return SimulatedTrainer(
+            exp, trial_id=trial_id, epoch_seconds=float(config.get("epoch_seconds", 0.0))
+        )
+    from distlmk.train.trainer import Trainer
+
+    return Trainer(exp, trial_id=trial_id)
+
+
+def train_trial(config: dict) -> None:
+    exp = trial_experiment(config)
+    gpu = float(config.get("gpu", 0.0))
+    if gpu > 0 and torch.cuda.is_available():
+        # fractional GPUs share memory: cap this trial's share so packed trials do not OOM each other
+        torch.cuda.set_per_process_memory_fraction(min(1.0, gpu))
+    trial_id = tune.get_context().get_trial_id()
+    trainer = make_trainer(exp, config, trial_id)
+    ckpt = tune.get_checkpoint()
+    if ckpt is not None:
+        with ckpt.as_directory() as d:
+            trainer.load_state_dict(load_checkpoint(Path(d) / CHECKPOINT_FILE))
+        if "lr" in config:
+            trainer.set_lr(float(config["lr"]))
+    t = config["trial"]
+    tags = {
+        "method": t["method"],
+        "variant": t["variant"],
+        "seed": int(t["seed"]),
+        "device": str(trainer.device),
+    }
+    fail_at = config.get("fail_at_epoch")  # fault-injection hook for the fault tests
+    while not trainer.done:
+        rec = trainer.run_epoch()
+        if fail_at is not None and rec["epoch"] == fail_at and ckpt is None:
+            raise RuntimeError(f"injected failure at epoch {fail_at}")
+        metrics = {**tags, **flatten_record(rec)}
+        if trainer.done:
+            metrics.update(flatten_test(trainer.test_metrics()))
+        with tempfile.TemporaryDirectory() as d:
+            save_checkpoint(trainer.state_dict(), Path(d) / CHECKPOINT_FILE)
+            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(d))

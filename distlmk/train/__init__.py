@@ -1,0 +1,1 @@
+"""Training: the shared trainer, losses, metrics, checkpoints."""

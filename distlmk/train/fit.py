@@ -1,0 +1,58 @@
+"""`distlmk train`: one training run without Ray, with checkpoints and metrics.json."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from distlmk.atomic import atomic_write_json
+from distlmk.config import ExperimentConfig, to_dict
+from distlmk.train.checkpoint import load_checkpoint, save_checkpoint
+from distlmk.train.trainer import Trainer
+
+CHECKPOINT = "checkpoint.pt"
+
+
+def fit(cfg: ExperimentConfig, out_dir: str | Path, resume: bool = False, log=print) -> dict:
+    out = Path(out_dir).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    trainer = Trainer(cfg)
+    log(
+        f"data: {trainer.dataset.name}, {trainer.num_landmarks} landmarks, "
+        + ", ".join(f"{s}={len(v)}" for s, v in trainer.splits.items())
+        + f"; device {trainer.device}"
+    )
+    if resume:
+        trainer.load_state_dict(load_checkpoint(out / CHECKPOINT))
+        log(f"resumed from {out / CHECKPOINT} at epoch {trainer.epoch}")
+    atomic_write_json(out / "config.json", to_dict(cfg))
+    while not trainer.done:
+        rec = trainer.run_epoch()
+        log(
+            f"epoch {rec['epoch']:3d}/{cfg.train.epochs}  loss {rec['train_loss']:.4f}  "
+            f"val MRE {rec['val_mre_mm']:.2f} mm  sigma mean {sum(rec['sigma_next']) / len(rec['sigma_next']):.2f}  "
+            f"{rec['images_per_s']:.0f} img/s"
+        )
+        if trainer.epoch % cfg.train.checkpoint_every == 0 or trainer.done:
+            save_checkpoint(trainer.state_dict(), out / CHECKPOINT)
+        atomic_write_json(out / "history.json", trainer.history)
+    metrics = trainer.test_metrics()
+    ips = [r["images_per_s"] for r in trainer.history]
+    metrics.update(
+        {
+            "sigma": trainer.controller.sigma_values().tolist(),
+            "epochs": trainer.epoch,
+            "method": trainer.controller.name,
+            "device": str(trainer.device),
+            "landmark_names": trainer.dataset.landmark_names,
+            "train_images_per_s": sum(ips) / max(len(ips), 1),
+            "wall_seconds": time.perf_counter() - t0,
+        }
+    )
+    atomic_write_json(out / "metrics.json", metrics)
+    log(
+        f"test MRE {metrics['mre_mm']:.3f} mm (mean-position baseline {metrics['baseline_mean_mre_mm']:.3f} mm), "
+        f"SDR2 {metrics['sdr']['2.0']:.1f}%  -> {out / 'metrics.json'}"
+    )
+    return metrics

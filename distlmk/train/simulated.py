@@ -1,0 +1,152 @@
+"""A cost model standing in for the network: same controller, observation and reward path.
+
+Why: the central policy must be tested for learning and measured at 256-1,024 trials on
+one machine; a real network per trial would make both impossible. Each simulated landmark
+has a hidden ambiguity a_l. Its best sigma grows with a_l, and so does its error floor
+(which the policy can see as the error level). Per epoch the validation error moves toward
+a floor that rises as sigma leaves that landmark's best value, and falls fastest when sigma
+is near it. Optional `epoch_seconds` sleeps to stand in for compute.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+
+from distlmk.config import ExperimentConfig
+from distlmk.control import EpochFeedback, SigmaController, make_controller
+from distlmk.train.metrics import SDR_THRESHOLDS_MM
+
+DIAG_MM = 307.0  # a 240 x 192 mm field, like the synthetic images
+
+
+class LandmarkCostModel:
+    """Per-landmark validation error dynamics as a function of sigma (vectorised over landmarks)."""
+
+    def __init__(self, num_landmarks: int, seed: int, sigma_min: float, sigma_max: float):
+        self.rng = np.random.default_rng([seed, 7919])
+        self.ambiguity = self.rng.uniform(0, 1, num_landmarks)
+        lo, hi = math.log(sigma_min), math.log(sigma_max)
+        self.log_target = lo + (0.15 + 0.7 * self.ambiguity) * (hi - lo)
+        self.floor = 0.8 + 3.0 * self.ambiguity  # mm
+        self.err = self.rng.uniform(8.0, 12.0, num_landmarks)
+
+    def target_sigma(self) -> np.ndarray:
+        return np.exp(self.log_target)
+
+    def step(self, sigma: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Advance one epoch with per-landmark sigma; returns (val error mm [L], train loss [L])."""
+        d = (np.log(sigma) - self.log_target) / 0.4
+        speed = 0.1 + 0.25 * np.exp(-0.5 * d**2)
+        floor = self.floor * (1 + 0.25 * d**2)
+        noise = self.rng.normal(0, 0.01, self.err.shape) * self.err
+        self.err = np.maximum(floor + (self.err - floor) * (1 - speed) + noise, 0.05)
+        loss = self.err * sigma / (1 + sigma) * 0.1
+        return self.err.copy(), loss
+
+    def state_dict(self) -> dict:
+        return {"err": self.err.tolist(), "rng": self.rng.bit_generator.state}
+
+    def load_state_dict(self, s: dict) -> None:
+        self.err = np.asarray(s["err"])
+        self.rng.bit_generator.state = s["rng"]
+
+
+class SimulatedTrainer:
+    """Trainer-compatible (run_epoch/done/state_dict/test_metrics) cost-model trial."""
+
+    def __init__(
+        self,
+        cfg: ExperimentConfig,
+        controller: SigmaController | None = None,
+        trial_id: str | None = None,
+        epoch_seconds: float = 0.0,
+    ):
+        self.cfg = cfg
+        self.num_landmarks = cfg.data.num_landmarks
+        self.model = LandmarkCostModel(
+            self.num_landmarks, cfg.train.seed, cfg.sigma.min, cfg.sigma.max
+        )
+        self.controller = controller or make_controller(cfg.sigma, self.num_landmarks, trial_id)
+        self.epoch_seconds = epoch_seconds
+        self.device = "sim"
+        self.epoch = 0
+        self.stopped = False
+        self.history: list[dict] = []
+
+    @property
+    def done(self) -> bool:
+        return self.stopped or self.epoch >= self.cfg.train.epochs
+
+    def set_lr(self, lr: float) -> None:
+        """PBT mutates lr; the cost model has none (kept for interface parity)."""
+
+    def run_epoch(self) -> dict:
+        t0 = time.perf_counter()
+        if self.epoch_seconds > 0:
+            time.sleep(self.epoch_seconds)
+        sigma = self.controller.sigma_values()
+        err, loss = self.model.step(sigma)
+        self.epoch += 1
+        decision = self.controller.observe(
+            EpochFeedback(self.epoch, self.cfg.train.epochs, err, loss, DIAG_MM)
+        )
+        self.stopped = self.stopped or decision.stop
+        record = {
+            "epoch": self.epoch,
+            "method": self.controller.name,
+            "train_loss": float(loss.mean()),
+            "train_loss_per_landmark": loss.tolist(),
+            "val_mre_mm": float(err.mean()),
+            "val_sdr": _rayleigh_sdr(err),
+            "val_per_landmark_mre_mm": err.tolist(),
+            "sigma": sigma.tolist(),
+            "sigma_next": self.controller.sigma_values().tolist(),
+            "reward": decision.reward,
+            "ended": None if decision.ended is None else decision.ended.astype(bool).tolist(),
+            "stopped": bool(decision.stop),
+            "images_per_s": 0.0,
+            "epoch_seconds": time.perf_counter() - t0,
+        }
+        self.history.append(record)
+        if self.done:
+            self.controller.close(truncated=not self.stopped)
+        return record
+
+    def test_metrics(self) -> dict:
+        err = self.model.err
+        return {
+            "mre_mm": float(err.mean()),
+            "sdr": _rayleigh_sdr(err),
+            "per_landmark_mre_mm": err.tolist(),
+            "test_split": "sim",
+        }
+
+    def state_dict(self) -> dict:
+        return {
+            "epoch": self.epoch,
+            "stopped": self.stopped,
+            "model": self.model.state_dict(),
+            "controller": self.controller.state_dict(),
+            "history": self.history,
+        }
+
+    def load_state_dict(self, s: dict) -> None:
+        self.epoch, self.stopped, self.history = (
+            int(s["epoch"]),
+            bool(s["stopped"]),
+            list(s["history"]),
+        )
+        self.model.load_state_dict(s["model"])
+        self.controller.load_state_dict(s["controller"])
+
+
+def _rayleigh_sdr(mean_err: np.ndarray) -> dict:
+    """SDR (%) if each landmark's radial error were Rayleigh-distributed with this mean."""
+    s = np.maximum(mean_err, 1e-9) / math.sqrt(math.pi / 2)
+    return {
+        f"{t:.1f}": float(100 * np.mean(1 - np.exp(-(t**2) / (2 * s**2))))
+        for t in SDR_THRESHOLDS_MM
+    }

@@ -1,0 +1,238 @@
+"""The one trainer every method shares: methods differ only in their sigma controller.
+
+Used epoch by epoch (`run_epoch`) by Tune trials and by `distlmk train` (`fit.py`). Its
+full state (model, optimiser, scheduler, controller, history) round-trips through
+`state_dict`, so a trial resumes exactly where its checkpoint left it.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import torch
+
+from distlmk.config import ExperimentConfig
+from distlmk.control import EpochFeedback, SigmaController, make_controller
+from distlmk.data import LandmarkDataset, load_dataset
+from distlmk.data.transforms import (
+    Augmenter,
+    PreparedSplit,
+    iterate_batches,
+    prepare_split,
+    to_original,
+)
+from distlmk.heatmap import GaussianHeatmapCodec
+from distlmk.model import build_model, heatmap_size, resolve_device
+from distlmk.train.losses import LOSSES
+from distlmk.train.metrics import mean_position_baseline, radial_errors_mm, summarize
+
+
+class NonFiniteLossError(RuntimeError):
+    """Training diverged (NaN/inf loss); the message says at which epoch and what to change."""
+
+
+class Trainer:
+    def __init__(
+        self,
+        cfg: ExperimentConfig,
+        dataset: LandmarkDataset | None = None,
+        controller: SigmaController | None = None,
+        trial_id: str | None = None,
+    ):
+        self.cfg = cfg
+        t = cfg.train
+        if t.torch_threads > 0:
+            torch.set_num_threads(t.torch_threads)
+        torch.manual_seed(t.seed)
+        self.device = resolve_device(t.device)
+        self.dataset = dataset if dataset is not None else load_dataset(cfg.data)
+        size = tuple(cfg.data.input_size)
+        self.splits: dict[str, PreparedSplit] = {
+            s: prepare_split(self.dataset, s, size) for s in self.dataset.splits
+        }
+        self.num_landmarks = self.dataset.num_landmarks
+        self.stride = cfg.model.out_stride
+        self.codec = GaussianHeatmapCodec(heatmap_size(size, self.stride))
+        self.augmenter = Augmenter(cfg.data.augment, size)
+        self.model = build_model(
+            self.num_landmarks, cfg.model.base_channels, cfg.model.depth, self.stride
+        ).to(self.device)
+        self.controller = controller or make_controller(cfg.sigma, self.num_landmarks, trial_id)
+        groups = [{"params": self.model.parameters(), "lr": t.lr, "weight_decay": t.weight_decay}]
+        if self.controller.parameters():
+            groups.append(
+                {
+                    "params": self.controller.parameters(),
+                    "lr": cfg.sigma.learned_lr,
+                    "weight_decay": 0.0,
+                }
+            )
+        self.optimizer = torch.optim.AdamW(groups)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer,
+            lambda e: 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(e, t.epochs) / t.epochs)),
+        )
+        self.amp = bool(t.amp and self.device.type == "cuda")
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
+        self.loss_fn = LOSSES[t.loss]
+        self.epoch = 0  # epochs completed
+        self.stopped = False
+        self.history: list[dict] = []
+        h, w = self.dataset.images[0].shape
+        self.diag_mm = float(math.hypot(h, w) * self.dataset.spacing_mm[0])
+
+    @property
+    def done(self) -> bool:
+        return self.stopped or self.epoch >= self.cfg.train.epochs
+
+    def set_lr(self, lr: float) -> None:
+        """Change the base learning rate (PBT explore) keeping the cosine schedule's position."""
+        group = self.optimizer.param_groups[0]
+        self.scheduler.base_lrs[0] = lr
+        group["initial_lr"] = lr
+        group["lr"] = lr * self.scheduler.lr_lambdas[0](self.scheduler.last_epoch)
+
+    def _to_device(self, x: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(x).to(self.device, non_blocking=True)
+
+    def train_epoch(self) -> tuple[np.ndarray, int]:
+        """One pass over the training split; returns (mean loss per landmark [L], images seen)."""
+        self.model.train()
+        rng = np.random.default_rng([self.cfg.train.seed, self.epoch])
+        total = torch.zeros(self.num_landmarks, device=self.device)
+        n_batches, n_images = 0, 0
+        for x, pts, _ in iterate_batches(
+            self.splits["train"], self.cfg.train.batch_size, rng, self.augmenter
+        ):
+            x_t = self._to_device(x)[:, None]
+            p_t = self._to_device(
+                ((pts + 0.5) / self.stride - 0.5).astype(np.float32)
+            )  # heatmap pixels
+            with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp):
+                pred = self.model(x_t)
+            sigma = self.controller.sigma(self.device)
+            target = self.codec.encode(p_t, sigma) * self.controller.target_gain(sigma)
+            per_lm = self.loss_fn(pred.float(), target)
+            loss = per_lm.mean() + self.controller.penalty()
+            if not torch.isfinite(loss):
+                raise NonFiniteLossError(
+                    f"non-finite loss at epoch {self.epoch + 1} (method {self.controller.name}); "
+                    "lower train.lr or check the data"
+                )
+            self.optimizer.zero_grad(set_to_none=True)
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            total += per_lm.detach()
+            n_batches += 1
+            n_images += len(x)
+        self.scheduler.step()
+        return (total / max(n_batches, 1)).cpu().numpy().astype(np.float64), n_images
+
+    @torch.no_grad()
+    def predict(self, split: str) -> np.ndarray:
+        """Predicted landmarks of a split in original image pixels [N, L, 2]."""
+        self.model.eval()
+        data = self.splits[split]
+        out = np.empty_like(data.orig_points)
+        for x, _, idx in iterate_batches(data, max(16, self.cfg.train.batch_size)):
+            with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp):
+                hm = self.model(self._to_device(x)[:, None])
+            pts, _ = self.codec.decode(hm)
+            out[idx] = to_original(
+                pts.cpu().numpy().astype(np.float64), data.scale[idx] * self.stride
+            )
+        return out
+
+    def evaluate(self, split: str) -> dict:
+        data = self.splits[split]
+        errors = radial_errors_mm(self.predict(split), data.orig_points, data.spacing_mm)
+        return summarize(errors)
+
+    def run_epoch(self) -> dict:
+        """Train one epoch, validate, let the controller decide; returns the epoch's record."""
+        t0 = time.perf_counter()
+        sigma_used = self.controller.sigma_values()
+        train_loss, n_images = self.train_epoch()
+        t_train = time.perf_counter() - t0
+        val = self.evaluate("val")
+        self.epoch += 1
+        decision = self.controller.observe(
+            EpochFeedback(
+                epoch=self.epoch,
+                epochs=self.cfg.train.epochs,
+                val_error_mm=np.asarray(val["per_landmark_mre_mm"]),
+                train_loss=train_loss,
+                diag_mm=self.diag_mm,
+            )
+        )
+        self.stopped = self.stopped or decision.stop
+        record = {
+            "epoch": self.epoch,
+            "method": self.controller.name,
+            "train_loss": float(train_loss.mean()),
+            "train_loss_per_landmark": train_loss.tolist(),
+            "val_mre_mm": val["mre_mm"],
+            "val_sdr": val["sdr"],
+            "val_per_landmark_mre_mm": val["per_landmark_mre_mm"],
+            "sigma": sigma_used.tolist(),
+            "sigma_next": self.controller.sigma_values().tolist(),
+            "reward": decision.reward,
+            "ended": None if decision.ended is None else decision.ended.astype(bool).tolist(),
+            "stopped": bool(decision.stop),
+            "images_per_s": n_images / max(t_train, 1e-9),
+            "epoch_seconds": time.perf_counter() - t0,
+        }
+        self.history.append(record)
+        if self.done:
+            self.controller.close(truncated=not self.stopped)
+        return record
+
+    def test_metrics(self) -> dict:
+        """Metrics on every test split; the first test split's figures are also top-level."""
+        tests = self.dataset.test_splits
+        per = {s: self.evaluate(s) for s in tests}
+        out = dict(per[tests[0]]) if tests else {}
+        out["test_split"] = tests[0] if tests else None
+        if len(tests) > 1:
+            out["splits"] = per
+        if tests:
+            out["baseline_mean_mre_mm"] = self.baseline_mre(tests[0])
+        return out
+
+    def baseline_mre(self, split: str) -> float:
+        ds = self.dataset
+
+        def sizes(idx: np.ndarray) -> np.ndarray:
+            return np.array(
+                [(ds.images[i].shape[1], ds.images[i].shape[0]) for i in idx], np.float64
+            )
+
+        tr, te = ds.splits["train"], ds.splits[split]
+        return mean_position_baseline(
+            ds.landmarks[tr], sizes(tr), ds.landmarks[te], sizes(te), ds.spacing_mm[te]
+        )
+
+    def state_dict(self) -> dict:
+        return {
+            "epoch": self.epoch,
+            "stopped": self.stopped,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "controller": self.controller.state_dict(),
+            "history": self.history,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.controller.load_state_dict(state["controller"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.epoch = int(state["epoch"])
+        self.stopped = bool(state["stopped"])
+        self.history = list(state["history"])

@@ -1,0 +1,110 @@
+"""The policy server as a Ray actor: batching, episodes per trial, restart from checkpoint."""
+
+import os
+import time
+
+import numpy as np
+import pytest
+import ray
+
+from distlmk.config import PolicyConfig, SigmaConfig
+from distlmk.policy.protocol import OBS_DIM, StepRequest
+from distlmk.policy.server import start_policy_server
+
+
+def request(tid, n_rows=4, rewards=None, truncated=False, seed=0):
+    obs = np.random.default_rng(seed).uniform(0, 1, (n_rows, OBS_DIM)).astype(np.float32)
+    obs[-1, 0] = 1.0
+    rew = None if rewards is None else np.full(n_rows, rewards, np.float32)
+    return StepRequest(tid, np.arange(n_rows), obs, rew, np.zeros(n_rows, bool), truncated)
+
+
+@pytest.fixture
+def server(ray_session, tmp_path):
+    name = f"srv-{time.time_ns()}"
+    cfg = PolicyConfig(train_batch_rows=32, minibatch_size=16, num_epochs=2, batch_wait_ms=5.0)
+    handle = start_policy_server(name, cfg, str(tmp_path / "policy"))
+    ray.get(handle.ping.remote())
+    yield name, handle, tmp_path / "policy"
+    ray.kill(handle, no_restart=True)
+
+
+def test_batched_answers_and_training(server):
+    _, srv, _ = server
+    refs = [srv.step.remote(request(f"t{i}", seed=i)) for i in range(16)]
+    acts = ray.get(refs)
+    assert all(a.shape == (4, 2) and a[:, 0].min() >= 0 and a[:, 0].max() <= 2 for a in acts)
+    stats = ray.get(srv.stats.remote())
+    assert (
+        stats["requests"] == 16 and stats["mean_batch"] > 1
+    )  # gathered into shared forward passes
+    for step in range(3):
+        ray.get(
+            [
+                srv.step.remote(request(f"t{i}", rewards=1.0, seed=step + i, truncated=step == 2))
+                for i in range(16)
+            ]
+        )
+    stats = ray.get(srv.flush_training.remote())
+    assert stats["updates"] >= 1 and stats["env_steps"] == 16 * 4 * 3
+    assert stats["episodes"] == 64 and stats["open_episodes"] == 0
+    assert stats["mean_trial_return"] == pytest.approx(3.0)
+    assert {"policy_loss", "vf_loss", "entropy"} <= set(stats["losses"])
+
+
+def test_end_trial_truncates_open_episode(server):
+    _, srv, _ = server
+    ray.get(srv.step.remote(request("pbt")))
+    ray.get(srv.step.remote(request("pbt", rewards=0.5)))
+    assert ray.get(srv.end_trial.remote("pbt")) == 4
+    stats = ray.get(srv.stats.remote())
+    assert stats["open_episodes"] == 0 and stats["episodes"] == 4
+    # the exploited trial starts a new episode; no crash, one open episode per row again
+    ray.get(srv.step.remote(request("pbt")))
+    assert ray.get(srv.stats.remote())["open_episodes"] == 4
+
+
+def test_killed_server_restarts_with_saved_weights(server):
+    name, srv, ckpt = server
+    for step in range(6):
+        ray.get(
+            [
+                srv.step.remote(request(f"k{i}", rewards=None if step == 0 else 0.3, seed=step))
+                for i in range(8)
+            ]
+        )
+    ray.get(srv.flush_training.remote())
+    ray.get(srv.checkpoint_now.remote())
+    before = ray.get(srv.get_weights.remote())
+    pid = ray.get(srv.stats.remote())["pid"]
+    assert (ckpt / "latest").is_dir()
+    os.kill(pid, 9)
+    deadline = time.time() + 60
+    while True:
+        try:
+            after_stats = ray.get(ray.get_actor(name).stats.remote(), timeout=30)
+            break
+        except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError):
+            if time.time() > deadline:
+                raise
+            time.sleep(0.5)
+    assert after_stats["pid"] != pid and after_stats["restored_from"].endswith("latest")
+    after = ray.get(ray.get_actor(name).get_weights.remote())
+    for k, v in before.items():
+        np.testing.assert_array_equal(v, after[k])
+    untrained = start_policy_server(f"{name}-fresh", PolicyConfig(), None)
+    fresh = ray.get(untrained.get_weights.remote())
+    assert any(not np.array_equal(fresh[k], before[k]) for k in before)
+    ray.kill(untrained, no_restart=True)
+
+
+def test_rl_controller_keeps_sigma_when_policy_missing(ray_session):
+    from distlmk.control import EpochFeedback, make_controller
+
+    cfg = SigmaConfig(method="rl", init=3.0)
+    cfg.rl.server_name = "no-such-server"
+    cfg.rl.timeout_s = 1.0
+    c = make_controller(cfg, 3, trial_id="lonely")
+    d = c.observe(EpochFeedback(1, 10, np.ones(3), np.ones(3), 300.0))
+    assert not d.stop and c.failures >= 1
+    np.testing.assert_allclose(c.sigma_values(), 3.0)

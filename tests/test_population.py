@@ -1,0 +1,77 @@
+"""A small population on Ray Tune: all four methods, the central policy, records and report."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from distlmk.config import SearchConfig, from_dict
+from distlmk.population.search import run_search, trial_list
+
+
+def sim_search(tmp_path, name, **over):
+    cfg = {
+        "name": name,
+        "simulated": True,
+        "seeds": [0, 1],
+        "fixed_sigmas": [2.0, 4.0],
+        "methods": ["fixed", "learned", "adaloss", "rl"],
+        "rl_trials_per_seed": 2,
+        "experiment": {
+            "data": {"num_landmarks": 6},
+            "train": {"epochs": 8},
+            "sigma": {"rl": {"min_progress_to_stop": 0.5}},
+        },
+        "resources": {"cpu": 0.5},
+        "policy": {"train_batch_rows": 64, "minibatch_size": 32, "num_epochs": 2},
+    }
+    cfg.update(over)
+    return from_dict(SearchConfig, cfg, "test")
+
+
+def test_trial_list_is_fair():
+    cfg = sim_search(None, "x")
+    trials = trial_list(cfg)
+    assert len(trials) == 2 * (2 + 1 + 1 + 2)
+    for seed in (0, 1):
+        assert {t["variant"] for t in trials if t["seed"] == seed} == {
+            "fixed σ=2",
+            "fixed σ=4",
+            "learned",
+            "adaloss",
+            "rl",
+        }
+
+
+def test_simulated_population_end_to_end_with_failures(ray_session, tmp_path):
+    cfg = sim_search(tmp_path, "pop", fail_at_epoch=3)
+    exp = run_search(cfg, out_dir=str(tmp_path))
+    rec = pd.read_parquet(exp / "records.parquet")
+    summary = pd.read_parquet(exp / "summary.parquet")
+    report = (exp / "report.md").read_text()
+    # every trial failed once at epoch 3 and resumed from its checkpoint: no duplicate rows
+    assert not rec.duplicated(["trial_id", "iteration"]).any()
+    assert len(summary) == 12 and set(summary["status"]) <= {"completed", "stopped"}
+    for trial_id, g in rec.groupby("trial_id"):
+        assert sorted(g["iteration"]) == list(range(1, len(g) + 1)), trial_id
+    for m in ("fixed", "learned", "adaloss", "rl"):
+        assert f"| {m} |" in report
+    rl = rec[rec["method"] == "rl"]
+    sig = np.stack(rl["sigma_next"].to_numpy())
+    assert sig.std(axis=1).max() > 0  # landmarks differ
+    assert (
+        np.abs(np.stack(rl["sigma_next"]) - cfg.experiment.sigma.init).max() > 0
+    )  # sigmas changed
+    assert rl["reward"].notna().sum() > 0
+    stats = json.loads((exp / "policy_stats.json").read_text())
+    assert stats["updates"] >= 1 and stats["decisions"] > 0
+    assert (exp / "policy" / "latest").is_dir()
+
+
+def test_pbt_rejects_mixed_methods(tmp_path):
+    from distlmk.config import ConfigError
+
+    cfg = sim_search(tmp_path, "bad", scheduler={"name": "pbt"})
+    with pytest.raises(ConfigError, match="pbt"):
+        run_search(cfg, out_dir=str(tmp_path))

@@ -1,0 +1,81 @@
+import json
+
+import numpy as np
+import pytest
+
+from distlmk.cli import main
+from distlmk.train.checkpoint import load_checkpoint, save_checkpoint
+from distlmk.train.fit import fit
+from distlmk.train.trainer import Trainer
+
+
+def test_short_training_loss_falls_and_metrics_contract(tiny_experiment, tmp_path):
+    tiny_experiment.train.epochs = 4
+    m = fit(tiny_experiment, tmp_path, log=lambda *_: None)
+    hist = json.loads((tmp_path / "history.json").read_text())
+    losses = [h["train_loss"] for h in hist]
+    assert losses[-1] < 0.7 * losses[0]
+    saved = json.loads((tmp_path / "metrics.json").read_text())
+    for key in (
+        "mre_mm",
+        "sdr",
+        "per_landmark_mre_mm",
+        "sigma",
+        "epochs",
+        "method",
+        "device",
+        "baseline_mean_mre_mm",
+    ):
+        assert key in saved
+    assert set(saved["sdr"]) == {"2.0", "2.5", "3.0", "4.0"}
+    assert len(saved["per_landmark_mre_mm"]) == len(saved["sigma"]) == 19
+    assert saved["epochs"] == 4 and saved["method"] == "fixed" and saved["device"] == "cpu"
+    assert m["mre_mm"] == saved["mre_mm"]
+
+
+@pytest.mark.parametrize("method", ["learned", "adaloss"])
+def test_methods_train(tiny_experiment, method):
+    tiny_experiment.sigma.method = method
+    tiny_experiment.train.epochs = 2
+    tiny_experiment.sigma.adaloss_window = 1
+    tr = Trainer(tiny_experiment)
+    while not tr.done:
+        tr.run_epoch()
+    assert tr.history[-1]["method"] == method
+    assert np.isfinite(tr.history[-1]["val_mre_mm"])
+
+
+def test_resume_from_checkpoint_continues_exactly(tiny_experiment, tmp_path):
+    tiny_experiment.train.epochs = 3
+    a = Trainer(tiny_experiment)
+    a.run_epoch()
+    save_checkpoint(a.state_dict(), tmp_path / "ck.pt")
+    a.run_epoch()
+    b = Trainer(tiny_experiment)
+    b.load_state_dict(load_checkpoint(tmp_path / "ck.pt"))
+    assert b.epoch == 1
+    b.run_epoch()
+    assert b.history[-1]["train_loss"] == pytest.approx(a.history[-1]["train_loss"], rel=1e-4)
+    assert b.history[-1]["val_mre_mm"] == pytest.approx(a.history[-1]["val_mre_mm"], rel=1e-3)
+
+
+def test_cli_train_resume_and_bad_config(tiny_experiment, tmp_path, capsys):
+    import yaml
+
+    from distlmk.config import to_dict
+
+    cfg = to_dict(tiny_experiment)
+    cfg["train"]["epochs"] = 2
+    p = tmp_path / "c.yaml"
+    p.write_text(yaml.safe_dump(cfg))
+    out = tmp_path / "run"
+    assert main(["train", "--config", str(p), "--out", str(out)]) == 0
+    assert json.loads((out / "metrics.json").read_text())["epochs"] == 2
+    cfg["train"]["epochs"] = 3
+    p.write_text(yaml.safe_dump(cfg))
+    assert main(["train", "--config", str(p), "--out", str(out), "--resume"]) == 0
+    assert json.loads((out / "metrics.json").read_text())["epochs"] == 3
+    assert "resumed from" in capsys.readouterr().out
+    p.write_text("train:\n  lr: fast\n")
+    assert main(["train", "--config", str(p)]) == 2
+    assert "train.lr: expected a number" in capsys.readouterr().err
