@@ -75,7 +75,7 @@ class SigmaConfig:
     max: float = 8.0
     # learned (Payer et al.): sigma is a trainable parameter with an L2 regulariser
     learned_lr: float = 0.05
-    learned_reg: float = 0.05
+    learned_reg: float = 0.5
     # adaloss (Teixeira et al. 2019): shrink sigma as the loss variance falls
     adaloss_window: int = 3
     adaloss_shrink: float = 0.85
@@ -125,6 +125,7 @@ class PolicyConfig:
     checkpoint: str | None = None  # start from this saved policy
     freeze: bool = False  # act only, never update (transfer)
     explore: bool = True  # sample actions (False: greedy)
+    pretrain_rounds: int = 0  # warm start: PPO rounds on the simulated cost model before serving
 
 
 @dataclass

@@ -19,7 +19,7 @@ def test_rows_and_rewards():
     p.commit(err0, 1)
     err1 = np.array([8.0, 20.0, 6.0])
     r = p.rewards(err1, 3, cost=0.1)
-    np.testing.assert_allclose(r[:3], REWARD_SCALE * np.array([0.2, 0.0, -0.2]))
+    np.testing.assert_allclose(r[:3], REWARD_SCALE * np.log([10 / 8, 1.0, 5 / 6]), rtol=1e-6)
     assert r[3] == pytest.approx(r[:3].mean() - 0.2)
     obs1 = p.observation(np.ones(3), err1, np.ones(3), 3, 10, 300.0)
     assert obs1[0, 4] == pytest.approx(0.2) and obs1[2, 4] == pytest.approx(-0.2)

@@ -239,6 +239,15 @@ class PolicyCore:
             self._close(k, truncated=True)
         return len(keys)
 
+    def end_all(self) -> None:
+        """Drop every open and collected episode (after a warm start, before serving trials)."""
+        self.open.clear()
+        self.finished = []
+        self.collected = 0
+        self._returns = {"trial": [], "landmark": []}
+        for k in ("decisions", "requests", "episodes", "trial_episodes"):
+            self.stats[k] = 0
+
     # --- learning -------------------------------------------------------------------
     def ready_to_train(self) -> bool:
         return not self.cfg.freeze and self.collected >= self.cfg.train_batch_rows

@@ -19,8 +19,10 @@ Action per row: MultiDiscrete([3, 2]) = (sigma move lower/keep/raise, end). On a
 row `end` ends the interaction for that landmark (sigma frozen); on the trial row `end`
 stops the trial. Both are honoured only after `min_progress_to_stop`.
 
-Reward for the previous decision: landmark rows get REWARD_SCALE * (previous err - err) /
-first err; the trial row gets the mean of those minus `epoch_cost` per epoch spent.
+Reward for the previous decision: landmark rows get REWARD_SCALE * log(previous err / err),
+a relative improvement, so a 1 % gain late in training counts as much as early on and the
+untrained network's first huge drop does not drown every later step; the trial row gets
+the mean of those minus `epoch_cost` per epoch spent.
 """
 
 from __future__ import annotations
@@ -107,7 +109,7 @@ class TrialProtocol:
     def rewards(self, err: np.ndarray, epoch: int, cost: float) -> np.ndarray:
         """Rewards [L+1] for the previous decision (landmark rows, then the trial row)."""
         assert self.prev_err is not None and self.first_err is not None
-        lm = REWARD_SCALE * (self.prev_err - err) / self.first_err
+        lm = REWARD_SCALE * np.log(np.maximum(self.prev_err, 1e-6) / np.maximum(err, 1e-6))
         trial = lm.mean() - cost * (epoch - self.prev_epoch)
         return np.append(lm, trial).astype(np.float32)
 

@@ -48,6 +48,9 @@ class PolicyServer:
                 saved = json.loads(state.read_text())
                 self.core.stats["updates"] = saved.get("updates", 0)
                 self.core.stats["env_steps"] = saved.get("env_steps", 0)
+        elif self.cfg.pretrain_rounds > 0 and not self.cfg.freeze:
+            pretrain_on_simulator(self.core, self.cfg.pretrain_rounds)
+            self.restored_from = f"simulator warm start ({self.cfg.pretrain_rounds} rounds)"
         self.started = time.time()
         self.queue: list[tuple[StepRequest, asyncio.Future]] = []
         self.flush_handle: asyncio.TimerHandle | None = None
@@ -174,6 +177,24 @@ class PolicyServer:
 
     def ping(self) -> bool:
         return True
+
+
+def pretrain_on_simulator(core, rounds: int, trials: int = 32, num_landmarks: int = 8, epochs: int = 12) -> None:
+    """Warm-start the policy with PPO on the cost-model population (a prior, refined online)."""
+    import dataclasses
+
+    from distlmk.config import SigmaConfig
+    from distlmk.policy.rollout import rollout
+
+    online = core.cfg
+    core.cfg = dataclasses.replace(online, train_batch_rows=1024, minibatch_size=256, num_epochs=6)
+    try:
+        for r in range(rounds):
+            rollout(core, SigmaConfig(method="rl"), trials, num_landmarks, epochs, seed=r, tag=f"pretrain{r}_")
+    finally:
+        core.cfg = online
+    core.end_all()
+    log.info("policy pretrained on the simulator: %s updates", core.stats["updates"])
 
 
 def start_policy_server(

@@ -103,6 +103,8 @@ def run_search(
     cfg: SearchConfig, out_dir: str = "results", address: str | None = None, resume: bool = False
 ) -> Path:
     validate(cfg)
+    # Tune warns on every forced snapshot when num_to_keep is set; our checkpoints are per epoch by design
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     storage, is_local = _storage(out_dir)
     exp_dir = Path(storage) / cfg.name if is_local else Path.home() / "distlmk_runs" / cfg.name
     if not cfg.simulated:  # fail on bad data before any compute is spent (and warm the cache)

@@ -6,6 +6,7 @@ reports every epoch with a checkpoint, so nothing computed is lost.
 
 from __future__ import annotations
 
+import logging
 import tempfile
 from pathlib import Path
 
@@ -74,6 +75,7 @@ def make_trainer(exp: ExperimentConfig, config: dict, trial_id: str):
 
 
 def train_trial(config: dict) -> None:
+    logging.getLogger("ray.tune").setLevel(logging.WARNING)  # no "checkpoint created" line per epoch
     exp = trial_experiment(config)
     gpu = float(config.get("gpu", 0.0))
     if gpu > 0 and torch.cuda.is_available():
