@@ -27,8 +27,13 @@ def best_of(fn: Callable[[], object], repeat: int = 5, number: int = 1) -> float
 
 def write_result(name: str, payload: dict) -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
-    payload = {"benchmark": name, "machine": platform.machine(), "torch_threads": torch.get_num_threads(),
-               "cuda": torch.cuda.is_available(), **payload}
+    payload = {
+        "benchmark": name,
+        "machine": platform.machine(),
+        "torch_threads": torch.get_num_threads(),
+        "cuda": torch.cuda.is_available(),
+        **payload,
+    }
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps(payload, indent=2) + "\n")
     print(f"-> {path}")

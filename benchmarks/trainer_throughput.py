@@ -41,7 +41,9 @@ def main() -> None:
     if torch.cuda.is_available():
         rows.append(measure(load_yaml(args.config, ExperimentConfig), "cuda", args.epochs))
     for r in rows:
-        print(f"{r['device']}: {r['images_per_s']:.1f} training images/s ({r['images']} images in {r['seconds']:.1f} s)")
+        print(
+            f"{r['device']}: {r['images_per_s']:.1f} training images/s ({r['images']} images in {r['seconds']:.1f} s)"
+        )
     out = {"config": args.config, "runs": rows, "torch_threads": torch.get_num_threads()}
     if len(rows) == 2:
         out["gpu_over_cpu"] = rows[1]["images_per_s"] / rows[0]["images_per_s"]

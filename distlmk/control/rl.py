@@ -10,6 +10,7 @@ a PBT exploit (`end_trial`), so no episode mixes two histories.
 from __future__ import annotations
 
 import logging
+import time
 
 import numpy as np
 import ray
@@ -37,15 +38,17 @@ class RLSigma(SigmaController):
         self._fresh = True  # no valid pending action at the server (start, restart, lost reply)
         self._closed = False
         self._server = None
+        self.last_latency_ms: float | None = None
 
     # --- transport --------------------------------------------------------------------
     def _call(self, method: str, *args):
         try:
             if self._server is None:
                 self._server = ray.get_actor(self.cfg.rl.server_name)
-            return ray.get(
-                getattr(self._server, method).remote(*args), timeout=self.cfg.rl.timeout_s
-            )
+            t0 = time.perf_counter()
+            out = ray.get(getattr(self._server, method).remote(*args), timeout=self.cfg.rl.timeout_s)
+            self.last_latency_ms = (time.perf_counter() - t0) * 1e3
+            return out
         except (GetTimeoutError, RayError, ValueError) as e:
             self.failures += 1
             self._fresh = True
@@ -99,9 +102,10 @@ class RLSigma(SigmaController):
         actions = self._send(rows, obs, rewards, terminated, truncated=last)
         p.commit(err, fb.epoch)
         self.ending[:] = False
+        info = {"policy_latency_ms": self.last_latency_ms if actions is not None else None}
         if last:
             self._closed = True
-            return Decision(reward=trial_reward, ended=p.ended.copy())
+            return Decision(reward=trial_reward, ended=p.ended.copy(), info=info)
         if actions is None:  # no answer: keep sigmas, carry on
             return Decision(reward=trial_reward, ended=p.ended.copy(), info={"policy_failed": True})
         live = actions[:, 0] >= 0
@@ -114,7 +118,7 @@ class RLSigma(SigmaController):
             still = np.append(np.flatnonzero(~p.ended | self.ending), p.trial_row)
             self._send(still, obs, np.zeros(len(obs), np.float32), np.ones(len(still), bool))
             self._closed = True
-        return Decision(stop=stop, reward=trial_reward, ended=p.ended.copy())
+        return Decision(stop=stop, reward=trial_reward, ended=p.ended.copy(), info=info)
 
     def close(self, truncated: bool = True) -> None:
         if not self._closed:

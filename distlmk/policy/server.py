@@ -30,7 +30,7 @@ LATEST = "latest"
 
 @ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=0)
 class PolicyServer:
-    def __init__(self, cfg: dict, checkpoint_dir: str | None = None):
+    def __init__(self, cfg: dict, checkpoint_dir: str | None = None, sigma: dict | None = None):
         import torch
 
         torch.set_num_threads(1)
@@ -49,7 +49,12 @@ class PolicyServer:
                 self.core.stats["updates"] = saved.get("updates", 0)
                 self.core.stats["env_steps"] = saved.get("env_steps", 0)
         elif self.cfg.pretrain_rounds > 0 and not self.cfg.freeze:
-            pretrain_on_simulator(self.core, self.cfg.pretrain_rounds)
+            from distlmk.config import SigmaConfig
+
+            sigma_cfg = (
+                from_dict(SigmaConfig, sigma, "sigma") if sigma else SigmaConfig(method="rl")
+            )
+            pretrain_on_simulator(self.core, self.cfg.pretrain_rounds, sigma_cfg)
             self.restored_from = f"simulator warm start ({self.cfg.pretrain_rounds} rounds)"
         self.started = time.time()
         self.queue: list[tuple[StepRequest, asyncio.Future]] = []
@@ -179,18 +184,20 @@ class PolicyServer:
         return True
 
 
-def pretrain_on_simulator(core, rounds: int, trials: int = 32, num_landmarks: int = 8, epochs: int = 12) -> None:
-    """Warm-start the policy with PPO on the cost-model population (a prior, refined online)."""
+def pretrain_on_simulator(
+    core, rounds: int, sigma_cfg, trials: int = 32, num_landmarks: int = 8, epochs: int = 12
+) -> None:
+    """Warm-start the policy with PPO on the cost-model population (a prior, refined online),
+    with the experiment's own sigma range, step, stop gate and epoch cost."""
     import dataclasses
 
-    from distlmk.config import SigmaConfig
     from distlmk.policy.rollout import rollout
 
     online = core.cfg
     core.cfg = dataclasses.replace(online, train_batch_rows=1024, minibatch_size=256, num_epochs=6)
     try:
         for r in range(rounds):
-            rollout(core, SigmaConfig(method="rl"), trials, num_landmarks, epochs, seed=r, tag=f"pretrain{r}_")
+            rollout(core, sigma_cfg, trials, num_landmarks, epochs, seed=r, tag=f"pretrain{r}_")
     finally:
         core.cfg = online
     core.end_all()
@@ -198,9 +205,14 @@ def pretrain_on_simulator(core, rounds: int, trials: int = 32, num_landmarks: in
 
 
 def start_policy_server(
-    name: str, cfg: PolicyConfig, checkpoint_dir: str | None, namespace: str | None = None
+    name: str,
+    cfg: PolicyConfig,
+    checkpoint_dir: str | None,
+    sigma=None,
+    namespace: str | None = None,
 ):
-    """Get the named server or create it (pinned softly to this node, where its checkpoints live)."""
+    """Get the named server or create it (pinned softly to this node, where its checkpoints live).
+    `sigma` (a SigmaConfig) shapes the simulator warm start when `cfg.pretrain_rounds` > 0."""
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     strategy = NodeAffinitySchedulingStrategy(
@@ -208,4 +220,4 @@ def start_policy_server(
     )
     return PolicyServer.options(
         name=name, namespace=namespace, get_if_exists=True, scheduling_strategy=strategy
-    ).remote(to_dict(cfg), checkpoint_dir)
+    ).remote(to_dict(cfg), checkpoint_dir, None if sigma is None else to_dict(sigma))

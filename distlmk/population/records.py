@@ -39,6 +39,8 @@ _KEEP = (
     "val_err",
     "ended",
     "images_per_s",
+    "policy_latency_ms",
+    "policy_failed",
     "time_this_iter_s",
     "time_total_s",
     "timestamp",

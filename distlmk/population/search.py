@@ -107,10 +107,17 @@ def run_search(
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     storage, is_local = _storage(out_dir)
     exp_dir = Path(storage) / cfg.name if is_local else Path.home() / "distlmk_runs" / cfg.name
+    if is_local and not resume and exp_dir.exists():  # a fresh run never mixes with an old one
+        old = exp_dir.with_name(
+            f"{exp_dir.name}.{time.strftime('%Y%m%d-%H%M%S', time.localtime(exp_dir.stat().st_mtime))}"
+        )
+        exp_dir.rename(old)
+        print(f"moved the previous experiment to {old}")
+    names = None
     if not cfg.simulated:  # fail on bad data before any compute is spent (and warm the cache)
         from distlmk.data import load_dataset
 
-        load_dataset(cfg.experiment.data)
+        names = load_dataset(cfg.experiment.data).landmark_names
     _init_ray(address)
     gpus = ray.cluster_resources().get("GPU", 0)
     resources = {"cpu": cfg.resources.cpu}
@@ -122,29 +129,32 @@ def run_search(
         experiment["train"]["device"] = (
             "cpu" if experiment["train"]["device"] == "auto" else experiment["train"]["device"]
         )
-    param_space = {
+    run = {
         "experiment": experiment,
-        "trial": tune.grid_search(trial_list(cfg)),
         "simulated": cfg.simulated,
         "epoch_seconds": cfg.simulated_epoch_seconds,
         "cpu": resources["cpu"],
         "gpu": resources.get("gpu", 0.0),
+        "fail_at_epoch": cfg.fail_at_epoch,
     }
+    param_space = {"trial": tune.grid_search(trial_list(cfg))}
     if cfg.scheduler.name == "pbt":
         param_space["lr"] = tune.loguniform(*cfg.scheduler.lr_range)
-    if cfg.fail_at_epoch is not None:
-        param_space["fail_at_epoch"] = cfg.fail_at_epoch
 
     server = None
     if "rl" in cfg.methods:
         from distlmk.policy.server import start_policy_server
 
-        server = start_policy_server(policy_server_name(cfg), cfg.policy, str(exp_dir / "policy"))
+        server = start_policy_server(
+            policy_server_name(cfg), cfg.policy, str(exp_dir / "policy"), cfg.experiment.sigma
+        )
         ray.get(server.ping.remote())  # wait until the RLModule and Learner are built
     exp_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_json(exp_dir / "search_config.json", to_dict(cfg))
+    if names:
+        atomic_write_json(exp_dir / "landmark_names.json", names)
 
-    trainable = tune.with_resources(train_trial, resources)
+    trainable = tune.with_resources(tune.with_parameters(train_trial, run=run), resources)
     exp_path = f"{storage.rstrip('/')}/{cfg.name}"
     t0 = time.time()
     if resume:
@@ -154,9 +164,8 @@ def run_search(
             exp_path, trainable=trainable, resume_errored=True, resume_unfinished=True
         )
     else:
-        keep = (
-            None if cfg.scheduler.name == "pbt" else 2
-        )  # PBT needs old checkpoints (see ray-2.58 notes)
+        # PBT needs old checkpoints (see ray-2.58 notes)
+        keep = None if cfg.scheduler.name == "pbt" else 2
         tuner = tune.Tuner(
             trainable,
             param_space=param_space,

@@ -19,9 +19,9 @@ from distlmk.train.checkpoint import load_checkpoint, save_checkpoint
 CHECKPOINT_FILE = "trainer.pt"
 
 
-def trial_experiment(config: dict) -> ExperimentConfig:
+def trial_experiment(config: dict, run: dict) -> ExperimentConfig:
     """The ExperimentConfig of one trial: shared settings + this trial's method/seed/sigma/lr."""
-    exp = from_dict(ExperimentConfig, config["experiment"], "experiment")
+    exp = from_dict(ExperimentConfig, run["experiment"], "experiment")
     t = config["trial"]
     exp.sigma.method = t["method"]
     exp.train.seed = int(t["seed"])
@@ -29,7 +29,7 @@ def trial_experiment(config: dict) -> ExperimentConfig:
         exp.sigma.init = float(t["sigma_init"])
     if "lr" in config:
         exp.train.lr = float(config["lr"])
-    exp.train.torch_threads = max(1, int(config.get("cpu", 1)))
+    exp.train.torch_threads = max(1, int(run.get("cpu", 1)))
     return exp
 
 
@@ -46,6 +46,8 @@ def flatten_record(rec: dict) -> dict:
         "val_err": rec["val_per_landmark_mre_mm"],
         "ended": rec["ended"],
         "images_per_s": rec["images_per_s"],
+        "policy_latency_ms": rec.get("policy_latency_ms"),
+        "policy_failed": rec.get("policy_failed", False),
     }
     out.update({f"sdr_{k.replace('.', '_')}": v for k, v in rec["val_sdr"].items()})
     return out
@@ -62,27 +64,31 @@ def flatten_test(metrics: dict) -> dict:
     return out
 
 
-def make_trainer(exp: ExperimentConfig, config: dict, trial_id: str):
-    if config.get("simulated"):
+def make_trainer(exp: ExperimentConfig, run: dict, trial_id: str):
+    if run.get("simulated"):
         from distlmk.train.simulated import SimulatedTrainer
 
         return SimulatedTrainer(
-            exp, trial_id=trial_id, epoch_seconds=float(config.get("epoch_seconds", 0.0))
+            exp, trial_id=trial_id, epoch_seconds=float(run.get("epoch_seconds", 0.0))
         )
     from distlmk.train.trainer import Trainer
 
     return Trainer(exp, trial_id=trial_id)
 
 
-def train_trial(config: dict) -> None:
-    logging.getLogger("ray.tune").setLevel(logging.WARNING)  # no "checkpoint created" line per epoch
-    exp = trial_experiment(config)
-    gpu = float(config.get("gpu", 0.0))
+def train_trial(config: dict, run: dict) -> None:
+    """`config` is what Tune searches/mutates (trial, lr); `run` is shared by every trial
+    (experiment settings, resources, simulation), passed with tune.with_parameters."""
+    logging.getLogger("ray.tune").setLevel(
+        logging.WARNING
+    )  # no "checkpoint created" line per epoch
+    exp = trial_experiment(config, run)
+    gpu = float(run.get("gpu", 0.0))
     if gpu > 0 and torch.cuda.is_available():
         # fractional GPUs share memory: cap this trial's share so packed trials do not OOM each other
         torch.cuda.set_per_process_memory_fraction(min(1.0, gpu))
     trial_id = tune.get_context().get_trial_id()
-    trainer = make_trainer(exp, config, trial_id)
+    trainer = make_trainer(exp, run, trial_id)
     ckpt = tune.get_checkpoint()
     if ckpt is not None:
         with ckpt.as_directory() as d:
@@ -96,7 +102,7 @@ def train_trial(config: dict) -> None:
         "seed": int(t["seed"]),
         "device": str(trainer.device),
     }
-    fail_at = config.get("fail_at_epoch")  # fault-injection hook for the fault tests
+    fail_at = run.get("fail_at_epoch")  # fault-injection hook for the fault tests
     while not trainer.done:
         rec = trainer.run_epoch()
         if fail_at is not None and rec["epoch"] == fail_at and ckpt is None:

@@ -107,6 +107,8 @@ class SimulatedTrainer:
             "reward": decision.reward,
             "ended": None if decision.ended is None else decision.ended.astype(bool).tolist(),
             "stopped": bool(decision.stop),
+            "policy_latency_ms": decision.info.get("policy_latency_ms"),
+            "policy_failed": bool(decision.info.get("policy_failed", False)),
             "images_per_s": 0.0,
             "epoch_seconds": time.perf_counter() - t0,
         }

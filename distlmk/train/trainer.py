@@ -182,6 +182,8 @@ class Trainer:
             "reward": decision.reward,
             "ended": None if decision.ended is None else decision.ended.astype(bool).tolist(),
             "stopped": bool(decision.stop),
+            "policy_latency_ms": decision.info.get("policy_latency_ms"),
+            "policy_failed": bool(decision.info.get("policy_failed", False)),
             "images_per_s": n_images / max(t_train, 1e-9),
             "epoch_seconds": time.perf_counter() - t0,
         }

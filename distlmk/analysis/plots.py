@@ -1,0 +1,183 @@
+"""Matplotlib figures of a population experiment (each function writes one PNG)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+COLORS = {"fixed": "tab:blue", "learned": "tab:orange", "adaloss": "tab:green", "rl": "tab:red"}
+
+
+def _save(fig, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def learning_curves(records: pd.DataFrame, path: Path) -> Path:
+    """Validation MRE per epoch: mean over seeds per method variant, shaded min-max."""
+    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    variants = sorted(records["variant"].dropna().unique())
+    styles = ["-", "--", ":", "-."]
+    for i, variant in enumerate(variants):
+        g = records[records["variant"] == variant]
+        curve = g.groupby("epoch")["mre_mm"].agg(["mean", "min", "max"]).sort_index()
+        method = g["method"].iloc[0]
+        ax.plot(
+            curve.index,
+            curve["mean"],
+            styles[i % len(styles)],
+            color=COLORS.get(method),
+            label=variant,
+        )
+        ax.fill_between(
+            curve.index, curve["min"], curve["max"], color=COLORS.get(method), alpha=0.12
+        )
+    ax.set_yscale("log")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("validation MRE (mm, log scale)")
+    ax.set_title("Learning curves (mean over seeds, band = min–max)")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(title="method", fontsize=8)
+    return _save(fig, path)
+
+
+def sigma_trajectories(
+    records: pd.DataFrame, path: Path, names: list[str] | None = None, max_trials: int = 4
+) -> Path | None:
+    """Landmark x epoch heat maps of the sigma the rl trials trained with."""
+    rl = records[records["method"] == "rl"]
+    trials = sorted(rl["trial_id"].unique())[:max_trials]
+    if not trials:
+        return None
+    fig, axes = plt.subplots(1, len(trials), figsize=(3.6 * len(trials) + 1, 5.2), squeeze=False)
+    vmin, vmax = np.inf, -np.inf
+    mats = []
+    for tid in trials:
+        g = rl[rl["trial_id"] == tid].sort_values("epoch")
+        m = np.stack(g["sigma"].to_numpy()).T  # [L, epochs]
+        mats.append((tid, g["epoch"].to_numpy(), m, g["seed"].iloc[0]))
+        vmin, vmax = min(vmin, m.min()), max(vmax, m.max())
+    im = None
+    for ax, (tid, epochs, m, seed) in zip(axes[0], mats, strict=True):
+        im = ax.imshow(
+            m,
+            aspect="auto",
+            cmap="viridis",
+            vmin=vmin,
+            vmax=vmax,
+            origin="upper",
+            extent=(epochs[0] - 0.5, epochs[-1] + 0.5, m.shape[0] - 0.5, -0.5),
+        )
+        ax.set_xlabel("epoch")
+        ax.set_title(f"rl trial {tid[-5:]} (seed {seed})", fontsize=9)
+        ax.set_yticks(range(m.shape[0]))
+        labels = (
+            names if names and len(names) == m.shape[0] else [str(k) for k in range(m.shape[0])]
+        )
+        ax.set_yticklabels(labels if ax is axes[0][0] else [], fontsize=6)
+    axes[0][0].set_ylabel("landmark")
+    fig.colorbar(im, ax=axes[0].tolist(), label="sigma (heatmap px)")
+    fig.suptitle("Per-landmark sigma chosen by the central policy")
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def method_comparison(summary: pd.DataFrame, path: Path) -> Path | None:
+    """Box + strip plots of final test MRE and SDR 2 mm per method variant over seeds."""
+    done = summary[summary["status"].isin(["completed", "stopped"])].dropna(subset=["test_mre_mm"])
+    if done.empty:
+        return None
+    variants = sorted(done["variant"].unique())
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.2))
+    rng = np.random.default_rng(0)
+    for ax, col, label in (
+        (axes[0], "test_mre_mm", "test MRE (mm)"),
+        (axes[1], "test_sdr_2_0", "test SDR 2 mm (%)"),
+    ):
+        data = [done.loc[done["variant"] == v, col].to_numpy() for v in variants]
+        ax.boxplot(data, showfliers=False)
+        ax.set_xticks(range(1, len(variants) + 1), variants)
+        for i, (v, d) in enumerate(zip(variants, data, strict=True), 1):
+            method = done.loc[done["variant"] == v, "method"].iloc[0]
+            ax.scatter(
+                i + rng.uniform(-0.12, 0.12, len(d)), d, color=COLORS.get(method), zorder=3, s=22
+            )
+        ax.set_ylabel(label)
+        ax.set_xlabel("method")
+        ax.tick_params(axis="x", rotation=30, labelsize=8)
+        ax.grid(alpha=0.3, axis="y")
+    fig.suptitle("Method comparison (one dot per seed)")
+    return _save(fig, path)
+
+
+def policy_training(history: list[dict], path: Path) -> Path | None:
+    """The central policy's mean returns and PPO losses over its updates."""
+    if not history:
+        return None
+    h = pd.DataFrame(history)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for col, label in (
+        ("mean_trial_return", "trial row"),
+        ("mean_landmark_return", "landmark rows"),
+    ):
+        if col in h:
+            axes[0].plot(h["update"], h[col], marker=".", label=label)
+    axes[0].set_xlabel("PPO update")
+    axes[0].set_ylabel("mean episode return")
+    axes[0].set_title("Reward")
+    axes[0].legend()
+    for col in ("policy_loss", "vf_loss", "entropy", "mean_kl_loss"):
+        if col in h:
+            axes[1].plot(h["update"], h[col], label=col)
+    axes[1].set_xlabel("PPO update")
+    axes[1].set_ylabel("value")
+    axes[1].set_title("PPO losses")
+    axes[1].legend(fontsize=8)
+    for ax in axes:
+        ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def scaling_curves(rows: pd.DataFrame, path: Path) -> Path | None:
+    """Trial-epochs per hour vs population size, with the ideal (linear) line from the smallest run."""
+    if rows.empty:
+        return None
+    rows = rows.sort_values("trials")
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    base = rows.iloc[0]
+    ideal = base["trial_epochs_per_hour"] * rows["trials"] / base["trials"]
+    axes[0].plot(rows["trials"], rows["trial_epochs_per_hour"], "o-", label="measured")
+    axes[0].plot(rows["trials"], ideal, "k--", label="ideal (linear from smallest)")
+    axes[0].set_xscale("log", base=2)
+    axes[0].set_yscale("log")
+    axes[0].set_xlabel("trials in the population")
+    axes[0].set_ylabel("trial-epochs per hour")
+    axes[0].set_title("Throughput")
+    axes[0].legend()
+    axes[1].plot(
+        rows["trials"], rows["policy_p99_ms"], "o-", color="tab:red", label="p99 decision latency"
+    )
+    axes[1].plot(
+        rows["trials"],
+        rows["policy_p50_ms"],
+        "s-",
+        color="tab:orange",
+        label="p50 decision latency",
+    )
+    axes[1].set_xscale("log", base=2)
+    axes[1].set_xlabel("trials in the population")
+    axes[1].set_ylabel("ms")
+    axes[1].set_title("Central policy load")
+    axes[1].legend()
+    for ax in axes:
+        ax.grid(alpha=0.3, which="both")
+    return _save(fig, path)
