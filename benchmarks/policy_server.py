@@ -92,6 +92,7 @@ def main() -> None:
     ap.add_argument("--decisions", type=int, default=20)
     ap.add_argument("--landmarks", type=int, default=19)
     ap.add_argument("--swarms", type=int, default=4)
+    ap.add_argument("--freeze", action="store_true", help="serve only (no PPO updates during the run)")
     args = ap.parse_args()
     ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False)
     server = start_policy_server(

@@ -59,6 +59,16 @@ def _cmd_search(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_ablate(args: argparse.Namespace) -> int:
+    from distlmk.config import AblationConfig
+    from distlmk.population.ablation import run_ablation
+
+    cfg = load_yaml(args.config, AblationConfig)
+    out = run_ablation(cfg, out_dir=args.out or "results", address=args.address)
+    print(f"wrote {out / 'scaling.md'} and {out / 'scaling.png'}")
+    return 0
+
+
 def _cmd_analyze(args: argparse.Namespace) -> int:
     from distlmk.analysis.report import analyze
 
@@ -109,6 +119,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--freeze-policy", action="store_true", help="act with the policy, never update it"
     )
     r.set_defaults(func=_cmd_search)
+
+    ab = sub.add_parser("ablate", help="scaling ablation: simulated populations of several sizes")
+    ab.add_argument("--config", required=True)
+    ab.add_argument("--out", help="output folder (default ./results)")
+    ab.add_argument("--address", help="Ray cluster address; default: embedded local Ray")
+    ab.set_defaults(func=_cmd_ablate)
 
     a = sub.add_parser("analyze", help="plots and a Markdown report for an experiment folder")
     a.add_argument("experiment_dir")

@@ -144,6 +144,18 @@ class SchedulerConfig:
 
 
 @dataclass
+class FaultConfig:
+    """An injected fault, for the fault tests and chaos drills.
+
+    raise: the trial raises after reporting `epoch` (first attempt only); kill: its worker
+    process SIGKILLs itself there; nan: its loss turns NaN in `epoch` (every attempt)."""
+
+    kind: Literal["raise", "kill", "nan"] = "raise"
+    epoch: int = 2
+    trials: list[int] = field(default_factory=list)  # indices in the trial grid; empty = every trial
+
+
+@dataclass
 class SearchConfig:
     name: str = "population"
     experiment: ExperimentConfig = field(default_factory=ExperimentConfig)
@@ -160,7 +172,8 @@ class SearchConfig:
     max_failures: int = 2
     simulated: bool = False  # cost-model trainer instead of a network (scaling studies)
     simulated_epoch_seconds: float = 0.0  # compute stand-in per simulated epoch
-    fail_at_epoch: int | None = None  # fault injection: every trial fails once at this epoch
+    simulated_pack: int = 1  # simulated trials per Tune trial process (1,024 clients on one machine)
+    faults: list[FaultConfig] = field(default_factory=list)  # fault injection (tests, chaos drills)
 
 
 def _type_name(tp: Any) -> str:
@@ -265,3 +278,15 @@ def load_yaml(path: str | Path, cls: type) -> Any:
 def to_dict(cfg: Any) -> dict:
     """Plain-dict view of a config (for Tune param spaces and saved metadata)."""
     return dataclasses.asdict(cfg)
+
+
+@dataclass
+class AblationConfig:
+    """Scaling ablation: the same simulated population at several sizes and resources per trial."""
+
+    name: str = "ablation"
+    base: SearchConfig = field(default_factory=lambda: SearchConfig(simulated=True, methods=["rl"]))
+    population_sizes: list[int] = field(default_factory=lambda: [16, 64, 256])
+    cpu_per_trial: list[float] = field(default_factory=lambda: [0.1])  # per Tune trial process
+    max_trial_processes: int = 16  # simulated trials are packed so at most this many processes run
+    target_mre_mm: float = 3.0  # "time to target": first time any trial's validation MRE reaches it

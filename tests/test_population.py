@@ -45,7 +45,7 @@ def test_trial_list_is_fair():
 
 
 def test_simulated_population_end_to_end_with_failures(ray_session, tmp_path):
-    cfg = sim_search(tmp_path, "pop", fail_at_epoch=3)
+    cfg = sim_search(tmp_path, "pop", faults=[{"kind": "raise", "epoch": 3}])
     exp = run_search(cfg, out_dir=str(tmp_path))
     rec = pd.read_parquet(exp / "records.parquet")
     summary = pd.read_parquet(exp / "summary.parquet")

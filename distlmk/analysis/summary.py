@@ -152,7 +152,7 @@ def render_report(
     if len(failed):
         parts += ["## Failed trials", "", "| trial | method | reason |", "|---|---|---|"]
         parts += [
-            f"| {r.trial_id} | {r.get('method', '–')} | {r.error} |" for r in failed.itertuples()
+            f"| {r.trial_id} | {getattr(r, 'method', '–')} | {r.error} |" for r in failed.itertuples()
         ]
         parts.append("")
     rl = records[records["method"] == "rl"] if "method" in records else records.iloc[:0]

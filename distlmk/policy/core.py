@@ -252,20 +252,24 @@ class PolicyCore:
     def ready_to_train(self) -> bool:
         return not self.cfg.freeze and self.collected >= self.cfg.train_batch_rows
 
-    def collect_batch(self) -> list[SingleAgentEpisode]:
-        """Finished episodes plus the trained-on-so-far chunks of open ones (cut, like ep.cut())."""
-        batch = [t.to_episode() for t in self.finished]
+    def collect_batch(self) -> list[_Trajectory]:
+        """Finished trajectories plus the so-far chunks of open ones (cut, like ep.cut()).
+
+        Cheap (no episode building): the server calls it on its event loop, then hands the
+        chunks, which serving no longer touches, to `update` in a worker thread."""
+        batch = self.finished
         self.finished = []
         for key, traj in self.open.items():
             if traj.actions:
-                batch.append(traj.to_episode())
+                batch.append(traj)
                 self.open[key] = traj.cut()
         self.collected = 0
-        return [e.to_numpy() for e in batch]
+        return batch
 
-    def update(self, episodes: list[SingleAgentEpisode]) -> dict:
-        """One PPO update (several epochs of minibatches) on the given episodes."""
+    def update(self, trajectories: list[_Trajectory]) -> dict:
+        """One PPO update (several epochs of minibatches) on the given trajectories."""
         t0 = time.perf_counter()
+        episodes = [t.to_episode().to_numpy() for t in trajectories]
         res = self.learner_group.update(
             episodes=episodes,
             timesteps={NUM_ENV_STEPS_SAMPLED_LIFETIME: self.stats["env_steps"]},

@@ -1,5 +1,9 @@
 """distlmk's own per-iteration records, kept by the driver, written atomically as Parquet.
 
+Every result is first appended to a journal (records.jsonl, one flushed line per result),
+so a driver killed between two Parquet writes loses nothing it was told; the journal is
+folded into records.parquet periodically and at the end, then emptied.
+
 Why not only Tune's files: progress.csv fixes its columns at the first report and
 result.json has lost rows after PBT pause/resume. Here every reported result becomes one
 row keyed by (trial_id, iteration); a retried or exploited trial that reports an
@@ -9,6 +13,7 @@ the callback reloads what was written before and carries on.
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -19,6 +24,7 @@ from ray import tune
 from distlmk.atomic import atomic_write
 
 RECORDS_FILE = "records.parquet"
+JOURNAL_FILE = "records.jsonl"
 ERRORS_FILE = "trial_errors.parquet"
 _KEEP = (
     "method",
@@ -41,6 +47,8 @@ _KEEP = (
     "images_per_s",
     "policy_latency_ms",
     "policy_failed",
+    "trial_epochs",
+    "policy_latencies_ms",
     "time_this_iter_s",
     "time_total_s",
     "timestamp",
@@ -82,14 +90,18 @@ class RecordsCallback(tune.Callback):
         self._last_flush = 0.0
 
     def setup(self, **info) -> None:
-        for r in read_rows(self.dir / RECORDS_FILE):
+        for r in read_rows(self.dir / RECORDS_FILE) + read_journal(self.dir / JOURNAL_FILE):
             self.rows[(r["trial_id"], int(r["iteration"]))] = r
         for r in read_rows(self.dir / ERRORS_FILE):
             self.errors[r["trial_id"]] = r
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self._journal = (self.dir / JOURNAL_FILE).open("a")
 
     def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
         row = record_from_result(trial.trial_id, result)
         self.rows[(row["trial_id"], row["iteration"])] = row
+        self._journal.write(json.dumps(row, default=_jsonable) + "\n")
+        self._journal.flush()
         self.errors.pop(trial.trial_id, None)  # a retried trial that reports again is alive
         if time.monotonic() - self._last_flush > self.flush_every_s:
             self.flush()
@@ -109,7 +121,35 @@ class RecordsCallback(tune.Callback):
         rows = [self.rows[k] for k in sorted(self.rows)]
         write_parquet(rows, self.dir / RECORDS_FILE)
         write_parquet(list(self.errors.values()), self.dir / ERRORS_FILE)
+        self._journal.truncate(0)  # everything in it is in the Parquet file now
         self._last_flush = time.monotonic()
+
+    def __getstate__(self) -> dict:  # Tune pickles callbacks with the experiment state
+        state = dict(self.__dict__)
+        state.pop("_journal", None)
+        state["rows"], state["errors"] = {}, {}  # reloaded from disk in setup()
+        return state
+
+
+def read_journal(path: Path) -> list[dict]:
+    """Rows of the journal; a torn last line (killed mid-write) is skipped."""
+    if not path.is_file():
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return rows
+
+
+def _jsonable(v):
+    if hasattr(v, "tolist"):
+        return v.tolist()
+    if hasattr(v, "item"):
+        return v.item()
+    return str(v)
 
 
 def _error_text(trial) -> str:

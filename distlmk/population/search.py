@@ -45,6 +45,8 @@ def trial_list(cfg: SearchConfig) -> list[dict]:
                 trials.append(
                     {"method": method, "seed": seed, "sigma_init": None, "variant": method}
                 )
+    for i, t in enumerate(trials):
+        t["index"] = i
     return trials
 
 
@@ -99,9 +101,8 @@ def _init_ray(address: str | None) -> None:
         ray.init(include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=True)
 
 
-def run_search(
-    cfg: SearchConfig, out_dir: str = "results", address: str | None = None, resume: bool = False
-) -> Path:
+def run_search(cfg: SearchConfig, out_dir: str = "results", address: str | None = None, resume: bool = False,
+               quiet: bool = False) -> Path:
     validate(cfg)
     # Tune warns on every forced snapshot when num_to_keep is set; our checkpoints are per epoch by design
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
@@ -135,7 +136,8 @@ def run_search(
         "epoch_seconds": cfg.simulated_epoch_seconds,
         "cpu": resources["cpu"],
         "gpu": resources.get("gpu", 0.0),
-        "fail_at_epoch": cfg.fail_at_epoch,
+        "faults": [to_dict(f) for f in cfg.faults],
+        "pack": cfg.simulated_pack if cfg.simulated else 1,
     }
     param_space = {"trial": tune.grid_search(trial_list(cfg))}
     if cfg.scheduler.name == "pbt":
@@ -178,7 +180,7 @@ def run_search(
             run_config=tune.RunConfig(
                 name=cfg.name,
                 storage_path=storage,
-                verbose=1,
+                verbose=0 if quiet else 1,
                 callbacks=[RecordsCallback(str(exp_dir))],
                 failure_config=tune.FailureConfig(max_failures=cfg.max_failures),
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=keep),
@@ -202,6 +204,7 @@ def run_search(
         exp_dir / "run_info.json",
         {
             "elapsed_s": elapsed,
+        "started_at": t0,
             "num_trials": len(grid),
             "num_errors": grid.num_errors,
             "resources_per_trial": resources,
@@ -210,8 +213,9 @@ def run_search(
             "pid": os.getpid(),
         },
     )
-    print(f"\n{len(summary)} trials in {elapsed:.0f} s; report: {exp_dir / 'report.md'}")
-    print((exp_dir / "report.md").read_text())
+    if not quiet:
+        print(f"\n{len(summary)} trials in {elapsed:.0f} s; report: {exp_dir / 'report.md'}")
+        print((exp_dir / "report.md").read_text())
     return exp_dir
 
 

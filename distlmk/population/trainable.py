@@ -7,6 +7,8 @@ reports every epoch with a checkpoint, so nothing computed is lost.
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import tempfile
 from pathlib import Path
 
@@ -48,6 +50,8 @@ def flatten_record(rec: dict) -> dict:
         "images_per_s": rec["images_per_s"],
         "policy_latency_ms": rec.get("policy_latency_ms"),
         "policy_failed": rec.get("policy_failed", False),
+        "trial_epochs": rec.get("trial_epochs", 1),
+        "policy_latencies_ms": rec.get("policy_latencies_ms"),
     }
     out.update({f"sdr_{k.replace('.', '_')}": v for k, v in rec["val_sdr"].items()})
     return out
@@ -65,6 +69,10 @@ def flatten_test(metrics: dict) -> dict:
 
 
 def make_trainer(exp: ExperimentConfig, run: dict, trial_id: str):
+    if run.get("simulated") and int(run.get("pack", 1)) > 1:
+        from distlmk.train.simulated import PackedSimulatedTrainer
+
+        return PackedSimulatedTrainer(exp, trial_id, int(run["pack"]), float(run.get("epoch_seconds", 0.0)))
     if run.get("simulated"):
         from distlmk.train.simulated import SimulatedTrainer
 
@@ -102,14 +110,23 @@ def train_trial(config: dict, run: dict) -> None:
         "seed": int(t["seed"]),
         "device": str(trainer.device),
     }
-    fail_at = run.get("fail_at_epoch")  # fault-injection hook for the fault tests
+    faults = [f for f in run.get("faults") or [] if not f["trials"] or t.get("index") in f["trials"]]
     while not trainer.done:
+        trainer.poison_loss = any(f["kind"] == "nan" and f["epoch"] == trainer.epoch + 1 for f in faults)
         rec = trainer.run_epoch()
-        if fail_at is not None and rec["epoch"] == fail_at and ckpt is None:
-            raise RuntimeError(f"injected failure at epoch {fail_at}")
         metrics = {**tags, **flatten_record(rec)}
         if trainer.done:
             metrics.update(flatten_test(trainer.test_metrics()))
         with tempfile.TemporaryDirectory() as d:
             save_checkpoint(trainer.state_dict(), Path(d) / CHECKPOINT_FILE)
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(d))
+        if ckpt is None:  # injected crashes hit the first attempt only; a retry resumes and finishes
+            _crash_if_asked(faults, rec["epoch"])
+
+
+def _crash_if_asked(faults: list[dict], epoch: int) -> None:
+    for f in faults:
+        if f["epoch"] == epoch and f["kind"] == "raise":
+            raise RuntimeError(f"injected failure after epoch {epoch}")
+        if f["epoch"] == epoch and f["kind"] == "kill":
+            os.kill(os.getpid(), signal.SIGKILL)

@@ -18,6 +18,7 @@ import numpy as np
 from distlmk.config import ExperimentConfig
 from distlmk.control import EpochFeedback, SigmaController, make_controller
 from distlmk.train.metrics import SDR_THRESHOLDS_MM
+from distlmk.train.trainer import NonFiniteLossError
 
 DIAG_MM = 307.0  # a 240 x 192 mm field, like the synthetic images
 
@@ -63,17 +64,18 @@ class SimulatedTrainer:
         controller: SigmaController | None = None,
         trial_id: str | None = None,
         epoch_seconds: float = 0.0,
+        seed: int | None = None,
     ):
         self.cfg = cfg
         self.num_landmarks = cfg.data.num_landmarks
-        self.model = LandmarkCostModel(
-            self.num_landmarks, cfg.train.seed, cfg.sigma.min, cfg.sigma.max
-        )
+        seed = cfg.train.seed if seed is None else seed
+        self.model = LandmarkCostModel(self.num_landmarks, seed, cfg.sigma.min, cfg.sigma.max)
         self.controller = controller or make_controller(cfg.sigma, self.num_landmarks, trial_id)
         self.epoch_seconds = epoch_seconds
         self.device = "sim"
         self.epoch = 0
         self.stopped = False
+        self.poison_loss = False  # fault injection: the next epoch's error turns NaN
         self.history: list[dict] = []
 
     @property
@@ -89,6 +91,10 @@ class SimulatedTrainer:
             time.sleep(self.epoch_seconds)
         sigma = self.controller.sigma_values()
         err, loss = self.model.step(sigma)
+        if self.poison_loss:
+            err = err * np.nan
+        if not np.all(np.isfinite(err)):
+            raise NonFiniteLossError(f"non-finite validation error at epoch {self.epoch + 1} (simulated trial)")
         self.epoch += 1
         decision = self.controller.observe(
             EpochFeedback(self.epoch, self.cfg.train.epochs, err, loss, DIAG_MM)
@@ -152,3 +158,72 @@ def _rayleigh_sdr(mean_err: np.ndarray) -> dict:
         f"{t:.1f}": float(100 * np.mean(1 - np.exp(-(t**2) / (2 * s**2))))
         for t in SDR_THRESHOLDS_MM
     }
+
+
+class PackedSimulatedTrainer:
+    """`pack` simulated trials in one Tune trial process, each its own RL client (own trial id).
+
+    Why: a Tune trial is a process; 1,024 of them do not fit on one small machine, yet the
+    central policy must be measured with 1,024 concurrent clients. The sub-trials step in
+    threads, so their policy requests overlap as they would from separate processes.
+    One record per iteration aggregates the sub-trials (mean error, all latencies).
+    """
+
+    def __init__(self, cfg: ExperimentConfig, trial_id: str, pack: int, epoch_seconds: float = 0.0):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.cfg = cfg
+        self.subs = [
+            SimulatedTrainer(cfg, trial_id=f"{trial_id}/{k}", epoch_seconds=epoch_seconds,
+                             seed=cfg.train.seed * 100_003 + k)
+            for k in range(pack)
+        ]
+        self.pool = ThreadPoolExecutor(max_workers=pack)
+        self.device = "sim"
+        self.controller = self.subs[0].controller
+        self.history: list[dict] = []
+
+    @property
+    def epoch(self) -> int:
+        return max(s.epoch for s in self.subs)
+
+    @property
+    def done(self) -> bool:
+        return all(s.done for s in self.subs)
+
+    def set_lr(self, lr: float) -> None:
+        """PBT mutates lr; the cost model has none (kept for interface parity)."""
+
+    def run_epoch(self) -> dict:
+        t0 = time.perf_counter()
+        live = [s for s in self.subs if not s.done]
+        recs = list(self.pool.map(lambda s: s.run_epoch(), live))
+        err = np.array([r["val_mre_mm"] for r in recs])
+        rewards = [r["reward"] for r in recs if r["reward"] is not None]
+        lat = [r["policy_latency_ms"] for r in recs if r.get("policy_latency_ms") is not None]
+        first = recs[0]
+        record = {
+            **first, "epoch": self.epoch, "val_mre_mm": float(err.mean()), "val_mre_min_mm": float(err.min()),
+            "val_sdr": {k: float(np.mean([r["val_sdr"][k] for r in recs])) for k in first["val_sdr"]},
+            "reward": float(np.mean(rewards)) if rewards else None, "stopped": all(s.done for s in self.subs),
+            "trial_epochs": len(recs), "policy_latencies_ms": lat,
+            "policy_latency_ms": float(np.mean(lat)) if lat else None,
+            "epoch_seconds": time.perf_counter() - t0,
+        }
+        self.history.append(record)
+        return record
+
+    def test_metrics(self) -> dict:
+        ms = [s.test_metrics() for s in self.subs]
+        return {"mre_mm": float(np.mean([m["mre_mm"] for m in ms])),
+                "sdr": {k: float(np.mean([m["sdr"][k] for m in ms])) for k in ms[0]["sdr"]},
+                "per_landmark_mre_mm": np.mean([m["per_landmark_mre_mm"] for m in ms], axis=0).tolist(),
+                "test_split": "sim"}
+
+    def state_dict(self) -> dict:
+        return {"subs": [s.state_dict() for s in self.subs], "history": self.history}
+
+    def load_state_dict(self, state: dict) -> None:
+        for s, st in zip(self.subs, state["subs"], strict=True):
+            s.load_state_dict(st)
+        self.history = list(state["history"])

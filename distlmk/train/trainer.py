@@ -79,6 +79,7 @@ class Trainer:
         self.loss_fn = LOSSES[t.loss]
         self.epoch = 0  # epochs completed
         self.stopped = False
+        self.poison_loss = False  # fault injection: the next epoch's loss turns NaN
         self.history: list[dict] = []
         h, w = self.dataset.images[0].shape
         self.diag_mm = float(math.hypot(h, w) * self.dataset.spacing_mm[0])
@@ -116,6 +117,8 @@ class Trainer:
             target = self.codec.encode(p_t, sigma) * self.controller.target_gain(sigma)
             per_lm = self.loss_fn(pred.float(), target)
             loss = per_lm.mean() + self.controller.penalty()
+            if self.poison_loss:
+                loss = loss * float("nan")
             if not torch.isfinite(loss):
                 raise NonFiniteLossError(
                     f"non-finite loss at epoch {self.epoch + 1} (method {self.controller.name}); "
