@@ -55,6 +55,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
                 "--freeze-policy needs --policy-checkpoint (or policy.checkpoint in the config)"
             )
         cfg.policy.freeze = True
+        cfg.policy.explore = False  # a frozen policy acts greedily
     run_search(cfg, out_dir=args.out or "results", address=args.address, resume=args.resume)
     return 0
 
