@@ -2,18 +2,17 @@ from pathlib import Path
 
 import pytest
 
-from distlmk.config import ConfigError, ExperimentConfig, SearchConfig, load_yaml
+from distlmk.config import AblationConfig, ConfigError, ExperimentConfig, SearchConfig, load_yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.parametrize("path", sorted((ROOT / "tune_configs").glob("*.yaml")))
+@pytest.mark.parametrize("path", sorted((ROOT / "tune_configs").glob("*.yaml")), ids=lambda p: p.name)
 def test_shipped_configs_load(path):
-    cls = (
-        SearchConfig
-        if "population" in path.name or path.name.startswith("ablation")
-        else ExperimentConfig
-    )
+    import yaml
+
+    keys = set(yaml.safe_load(path.read_text()))
+    cls = AblationConfig if "population_sizes" in keys else SearchConfig if "methods" in keys else ExperimentConfig
     load_yaml(path, cls)
 
 
