@@ -37,8 +37,22 @@ def tune_result_check(exp_dir: Path, records: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def analyze_scaling(root: Path) -> Path:
+    """Report for a `distlmk ablate` folder: the scaling table and curves."""
+    from distlmk.population.ablation import markdown_table
+
+    table = pd.read_parquet(root / "scaling.parquet")
+    out = root / "analysis"
+    out.mkdir(exist_ok=True)
+    plots.scaling_curves(table, out / "scaling.png")
+    text = [f"# Scaling ablation: {root.name}", "", markdown_table(table), "", "![Scaling](scaling.png)", ""]
+    return atomic_write_text(out / "report.md", "\n".join(text))
+
+
 def analyze(exp_dir: str | Path) -> Path:
     exp_dir = Path(exp_dir).resolve()
+    if not (exp_dir / "records.parquet").is_file() and (exp_dir / "scaling.parquet").is_file():
+        return analyze_scaling(exp_dir)
     records, errors = load_records(exp_dir), load_errors(exp_dir)
     info = _read_json(exp_dir / "run_info.json") or {}
     res = info.get("resources_per_trial", {})
