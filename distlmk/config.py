@@ -170,6 +170,7 @@ class SearchConfig:
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     max_concurrent: int = 0  # 0: as many as resources allow
     max_failures: int = 2
+    keep_checkpoints: int = 4  # per trial; 0 keeps all (PBT always keeps all)
     simulated: bool = False  # cost-model trainer instead of a network (scaling studies)
     simulated_epoch_seconds: float = 0.0  # compute stand-in per simulated epoch
     simulated_pack: int = 1  # simulated trials per Tune trial process (1,024 clients on one machine)

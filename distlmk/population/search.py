@@ -106,6 +106,7 @@ def run_search(cfg: SearchConfig, out_dir: str = "results", address: str | None 
     validate(cfg)
     # Tune warns on every forced snapshot when num_to_keep is set; our checkpoints are per epoch by design
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")  # see keep_checkpoints below
     storage, is_local = _storage(out_dir)
     exp_dir = Path(storage) / cfg.name if is_local else Path.home() / "distlmk_runs" / cfg.name
     if is_local and not resume and exp_dir.exists():  # a fresh run never mixes with an old one
@@ -166,8 +167,10 @@ def run_search(cfg: SearchConfig, out_dir: str = "results", address: str | None 
             exp_path, trainable=trainable, resume_errored=True, resume_unfinished=True
         )
     else:
-        # PBT needs old checkpoints (see ray-2.58 notes)
-        keep = None if cfg.scheduler.name == "pbt" else 2
+        # Tune deletes checkpoints beyond num_to_keep at once, but snapshots its experiment state
+        # only every TUNE_GLOBAL_CHECKPOINT_S (>= 10 s by default): a driver killed in between
+        # resumes from a deleted checkpoint. Snapshot every second and keep a few; PBT keeps all.
+        keep = None if cfg.scheduler.name == "pbt" or cfg.keep_checkpoints == 0 else cfg.keep_checkpoints
         tuner = tune.Tuner(
             trainable,
             param_space=param_space,
