@@ -87,9 +87,8 @@ def make_trainer(exp: ExperimentConfig, run: dict, trial_id: str):
 def train_trial(config: dict, run: dict) -> None:
     """`config` is what Tune searches/mutates (trial, lr); `run` is shared by every trial
     (experiment settings, resources, simulation), passed with tune.with_parameters."""
-    logging.getLogger("ray.tune").setLevel(
-        logging.WARNING
-    )  # no "checkpoint created" line per epoch
+    for name in ("ray.tune", "ray.train"):  # no "checkpoint created" line per epoch
+        logging.getLogger(name).setLevel(logging.WARNING)
     exp = trial_experiment(config, run)
     gpu = float(run.get("gpu", 0.0))
     if gpu > 0 and torch.cuda.is_available():
