@@ -48,6 +48,10 @@ LANDMARKS: list[tuple[str, tuple[float, float], str, tuple[float, float, float]]
     ("articulare", (0.34, 0.55), "mandible", (0.9, 0.6, 90)),
 ]
 
+# mandible outline: condyle, ramus, gonion, lower border, chin, B point, alveolus, then the inner contour
+_MANDIBLE = [(0.30, 0.50), (0.34, 0.55), (0.355, 0.66), (0.38, 0.76), (0.55, 0.82), (0.74, 0.87), (0.785, 0.85),
+             (0.80, 0.80), (0.775, 0.72), (0.80, 0.67), (0.70, 0.70), (0.50, 0.74), (0.42, 0.66), (0.40, 0.55)]
+
 # structures: (group, kind, points, intensity, thickness px at 256 wide; 0 = filled)
 _STRUCTURES: list[tuple[str, str, list[tuple[float, float]], float, float]] = [
     (
@@ -124,40 +128,14 @@ _STRUCTURES: list[tuple[str, str, list[tuple[float, float]], float, float]] = [
     (
         "mandible",
         "smoothfill",
-        [
-            (0.30, 0.50),
-            (0.34, 0.55),
-            (0.355, 0.66),
-            (0.38, 0.76),
-            (0.55, 0.82),
-            (0.74, 0.87),
-            (0.785, 0.85),
-            (0.80, 0.80),
-            (0.775, 0.72),
-            (0.80, 0.67),
-            (0.70, 0.70),
-            (0.50, 0.74),
-            (0.42, 0.66),
-            (0.40, 0.55),
-        ],
+        _MANDIBLE,
         0.6,
         0,
     ),
     (
         "mandible",
         "smooth",
-        [
-            (0.30, 0.50),
-            (0.34, 0.55),
-            (0.355, 0.66),
-            (0.38, 0.76),
-            (0.55, 0.82),
-            (0.74, 0.87),
-            (0.785, 0.85),
-            (0.80, 0.80),
-            (0.775, 0.72),
-            (0.80, 0.67),
-        ],
+        _MANDIBLE[:10],  # the cortex: the outer contour drawn as a bright line
         0.85,
         3,
     ),  # cortex
@@ -212,7 +190,7 @@ def _landmark_table(
     table = list(LANDMARKS[:num_landmarks])
     extra = num_landmarks - len(table)
     if extra > 0:
-        contour = _catmull_rom(np.array(_STRUCTURES[-1][2][:10]), 16)
+        contour = _catmull_rom(np.array(_MANDIBLE[:10]), 16)
         picks = np.linspace(0, len(contour) - 1, extra + 2)[1:-1].astype(int)
         for j, k in enumerate(picks):
             x, y = contour[k]

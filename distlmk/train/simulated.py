@@ -18,6 +18,7 @@ import numpy as np
 from distlmk.config import ExperimentConfig
 from distlmk.control import EpochFeedback, SigmaController, make_controller
 from distlmk.train.metrics import SDR_THRESHOLDS_MM
+from distlmk.train.record import epoch_record
 from distlmk.train.trainer import NonFiniteLossError
 
 DIAG_MM = 307.0  # a 240 x 192 mm field, like the synthetic images
@@ -100,24 +101,10 @@ class SimulatedTrainer:
             EpochFeedback(self.epoch, self.cfg.train.epochs, err, loss, DIAG_MM)
         )
         self.stopped = self.stopped or decision.stop
-        record = {
-            "epoch": self.epoch,
-            "method": self.controller.name,
-            "train_loss": float(loss.mean()),
-            "train_loss_per_landmark": loss.tolist(),
-            "val_mre_mm": float(err.mean()),
-            "val_sdr": _rayleigh_sdr(err),
-            "val_per_landmark_mre_mm": err.tolist(),
-            "sigma": sigma.tolist(),
-            "sigma_next": self.controller.sigma_values().tolist(),
-            "reward": decision.reward,
-            "ended": None if decision.ended is None else decision.ended.astype(bool).tolist(),
-            "stopped": bool(decision.stop),
-            "policy_latency_ms": decision.info.get("policy_latency_ms"),
-            "policy_failed": bool(decision.info.get("policy_failed", False)),
-            "images_per_s": 0.0,
-            "epoch_seconds": time.perf_counter() - t0,
-        }
+        record = epoch_record(
+            self.epoch, self.controller.name, loss, float(err.mean()), _rayleigh_sdr(err), err.tolist(), sigma,
+            self.controller.sigma_values(), decision, 0.0, time.perf_counter() - t0,
+        )
         self.history.append(record)
         if self.done:
             self.controller.close(truncated=not self.stopped)

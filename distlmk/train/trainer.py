@@ -27,6 +27,7 @@ from distlmk.heatmap import GaussianHeatmapCodec
 from distlmk.model import build_model, heatmap_size, resolve_device
 from distlmk.train.losses import LOSSES
 from distlmk.train.metrics import mean_position_baseline, radial_errors_mm, summarize
+from distlmk.train.record import epoch_record
 
 
 class NonFiniteLossError(RuntimeError):
@@ -172,24 +173,11 @@ class Trainer:
             )
         )
         self.stopped = self.stopped or decision.stop
-        record = {
-            "epoch": self.epoch,
-            "method": self.controller.name,
-            "train_loss": float(train_loss.mean()),
-            "train_loss_per_landmark": train_loss.tolist(),
-            "val_mre_mm": val["mre_mm"],
-            "val_sdr": val["sdr"],
-            "val_per_landmark_mre_mm": val["per_landmark_mre_mm"],
-            "sigma": sigma_used.tolist(),
-            "sigma_next": self.controller.sigma_values().tolist(),
-            "reward": decision.reward,
-            "ended": None if decision.ended is None else decision.ended.astype(bool).tolist(),
-            "stopped": bool(decision.stop),
-            "policy_latency_ms": decision.info.get("policy_latency_ms"),
-            "policy_failed": bool(decision.info.get("policy_failed", False)),
-            "images_per_s": n_images / max(t_train, 1e-9),
-            "epoch_seconds": time.perf_counter() - t0,
-        }
+        record = epoch_record(
+            self.epoch, self.controller.name, train_loss, val["mre_mm"], val["sdr"], val["per_landmark_mre_mm"],
+            sigma_used, self.controller.sigma_values(), decision, n_images / max(t_train, 1e-9),
+            time.perf_counter() - t0,
+        )
         self.history.append(record)
         if self.done:
             self.controller.close(truncated=not self.stopped)
