@@ -58,3 +58,19 @@ def tiny_experiment(cache_dir):
             "sigma": {"method": "fixed", "init": 2.0},
         },
     )
+
+
+_SUMMARY: list[str] = []
+
+
+@pytest.fixture
+def report_line():
+    """Lines a test wants shown after the run (e.g. the RL learning margin), even when it passes."""
+    return _SUMMARY.append
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _SUMMARY:
+        terminalreporter.section("distlmk figures")
+        for line in _SUMMARY:
+            terminalreporter.write_line(line)

@@ -27,7 +27,7 @@ def train_policy(seed: int, updates_rounds: int = 30) -> PolicyCore:
     return core
 
 
-def test_ppo_policy_beats_uniform_random_on_simulator():
+def test_ppo_policy_beats_uniform_random_on_simulator(report_line):
     torch.set_num_threads(1)
     sc = SigmaConfig(method="rl")
     margins, sigma_gain = [], []
@@ -46,8 +46,8 @@ def test_ppo_policy_beats_uniform_random_on_simulator():
         se = np.sqrt(
             learned.trial_returns.var() / EVAL_TRIALS + random.trial_returns.var() / EVAL_TRIALS
         )
-        print(
-            f"seed {seed}: return learned {learned.trial_returns.mean():.3f} vs random "
+        report_line(
+            f"RL learning, seed {seed}: return learned {learned.trial_returns.mean():.3f} vs random "
             f"{random.trial_returns.mean():.3f} (margin {margin:.3f}, {margin / se:.1f} s.e.); "
             f"|log sigma - log best| learned {learned.sigma_distance.mean():.3f}, untrained "
             f"{before.sigma_distance.mean():.3f}, random {random.sigma_distance.mean():.3f}; "
@@ -59,4 +59,4 @@ def test_ppo_policy_beats_uniform_random_on_simulator():
         assert learned.final_err.mean() < random.final_err.mean()
     # the sigma moves themselves were learned, not only "do not stop"
     assert np.mean(sigma_gain) > 0.05 and min(sigma_gain) > 0
-    print(f"margins in standard errors: {np.round(margins, 1).tolist()}")
+    report_line(f"RL learning: margins over the random policy in standard errors: {np.round(margins, 1).tolist()}")
