@@ -3,7 +3,6 @@ Tuner -> ResultGrid -> records, summary and report)."""
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
@@ -221,6 +220,3 @@ def run_search(cfg: SearchConfig, out_dir: str = "results", address: str | None 
         print((exp_dir / "report.md").read_text())
     return exp_dir
 
-
-def load_run_info(exp_dir: Path) -> dict:
-    return json.loads((exp_dir / "run_info.json").read_text())
