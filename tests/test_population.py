@@ -75,3 +75,30 @@ def test_pbt_rejects_mixed_methods(tmp_path):
     cfg = sim_search(tmp_path, "bad", scheduler={"name": "pbt"})
     with pytest.raises(ConfigError, match="pbt"):
         run_search(cfg, out_dir=str(tmp_path))
+
+
+def test_pbt_exploits_truncate_episodes_without_crash(ray_session, tmp_path):
+    cfg = sim_search(tmp_path, "pbt", methods=["rl"], seeds=[0], rl_trials_per_seed=4, simulated_epoch_seconds=0.2,
+                     scheduler={"name": "pbt", "perturbation_interval": 2})
+    cfg.experiment.train.epochs = 10
+    cfg.experiment.sigma.rl.min_progress_to_stop = 1.1  # no early stops: every trial lives through exploits
+    exp = run_search(cfg, out_dir=str(tmp_path), quiet=True)
+    rec = pd.read_parquet(exp / "records.parquet")
+    summary = pd.read_parquet(exp / "summary.parquet")
+    assert not rec.duplicated(["trial_id", "iteration"]).any()
+    assert len(summary) == 4 and set(summary["status"]) == {"completed"}
+    pbt_log = list(exp.glob("pbt_policy_*.txt"))
+    assert pbt_log, "PBT never exploited"
+    stats = json.loads((exp / "policy_stats.json").read_text())
+    # 4 trials x 7 rows would be 28 episodes without exploits; each exploit truncates a trial's open ones
+    assert stats["episodes"] > 4 * 7 and stats["open_episodes"] == 0
+
+
+def test_asha_population_runs(ray_session, tmp_path):
+    cfg = sim_search(tmp_path, "asha", seeds=[0, 1, 2], methods=["fixed"], fixed_sigmas=[1.0, 2.0, 4.0, 6.0],
+                     scheduler={"name": "asha", "grace_period": 2, "reduction_factor": 2})
+    exp = run_search(cfg, out_dir=str(tmp_path), quiet=True)
+    summary = pd.read_parquet(exp / "summary.parquet")
+    assert len(summary) == 12 and "error" not in set(summary["status"])
+    assert summary["epochs"].min() < cfg.experiment.train.epochs  # ASHA cut the weaker trials
+    assert set(summary.loc[summary["epochs"] < cfg.experiment.train.epochs, "status"]) == {"cut"}

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from distlmk.atomic import atomic_write, atomic_write_text
-from distlmk.population.records import ERRORS_FILE, RECORDS_FILE
+from distlmk.population.records import RECORDS_FILE, STATUS_FILE
 
 SDR_KEYS = ("2_0", "2_5", "3_0", "4_0")
 
@@ -23,8 +23,8 @@ def load_records(exp_dir: str | Path) -> pd.DataFrame:
 
 
 def load_errors(exp_dir: str | Path) -> pd.DataFrame:
-    path = Path(exp_dir) / ERRORS_FILE
-    return pd.read_parquet(path) if path.is_file() else pd.DataFrame(columns=["trial_id", "error"])
+    path = Path(exp_dir) / STATUS_FILE
+    return pd.read_parquet(path) if path.is_file() else pd.DataFrame(columns=["trial_id", "status", "error"])
 
 
 def summarize_trials(
@@ -32,16 +32,21 @@ def summarize_trials(
 ) -> pd.DataFrame:
     """One row per trial: final metrics, epochs used, compute used, total reward, status."""
     rows = []
-    err = dict(zip(errors.get("trial_id", []), errors.get("error", []), strict=False))
+    ended = errors.get("status", pd.Series([], dtype=object))
+    err = dict(zip(errors.loc[ended == "error", "trial_id"], errors.loc[ended == "error", "error"], strict=True))
+    terminated = set(errors.loc[ended == "terminated", "trial_id"])
     for tid, g in records.sort_values("iteration").groupby("trial_id", sort=True):
         last = g.iloc[-1]
         has_test = "test_mre_mm" in g and pd.notna(last.get("test_mre_mm"))
         stopped = bool(g["stopped"].fillna(False).any())
-        status = (
-            "error"
-            if tid in err
-            else ("stopped" if stopped else ("completed" if has_test else "running"))
-        )
+        if tid in err:
+            status = "error"
+        elif stopped:
+            status = "stopped"  # by the central policy
+        elif has_test:
+            status = "completed"
+        else:  # ended early by the scheduler (ASHA), or still running
+            status = "cut" if tid in terminated else "running"
         seconds = float(g["time_this_iter_s"].fillna(0).sum())
         row = {
             "trial_id": tid,

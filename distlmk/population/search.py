@@ -79,7 +79,6 @@ def build_scheduler(cfg: SearchConfig):
             time_attr="training_iteration",
             perturbation_interval=s.perturbation_interval,
             hyperparam_mutations={"lr": tune.loguniform(*s.lr_range)},
-            seed=cfg.seeds[0],
         )
     return None
 
