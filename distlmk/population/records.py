@@ -86,14 +86,14 @@ class RecordsCallback(tune.Callback):
         self.dir = Path(experiment_dir)
         self.flush_every_s = flush_every_s
         self.rows: dict[tuple[str, int], dict] = {}
-        self.errors: dict[str, dict] = {}  # trial id -> how it ended (terminated / error)
+        self.ended: dict[str, dict] = {}  # trial id -> how it ended (terminated / error + reason)
         self._last_flush = 0.0
 
     def setup(self, **info) -> None:
         for r in read_rows(self.dir / RECORDS_FILE) + read_journal(self.dir / JOURNAL_FILE):
             self.rows[(r["trial_id"], int(r["iteration"]))] = r
         for r in read_rows(self.dir / STATUS_FILE):
-            self.errors[r["trial_id"]] = r
+            self.ended[r["trial_id"]] = r
         self.dir.mkdir(parents=True, exist_ok=True)
         self._journal = (self.dir / JOURNAL_FILE).open("a")
 
@@ -102,16 +102,16 @@ class RecordsCallback(tune.Callback):
         self.rows[(row["trial_id"], row["iteration"])] = row
         self._journal.write(json.dumps(row, default=_jsonable) + "\n")
         self._journal.flush()
-        self.errors.pop(trial.trial_id, None)  # a retried or resumed trial that reports again is alive
+        self.ended.pop(trial.trial_id, None)  # a retried or resumed trial that reports again is alive
         if time.monotonic() - self._last_flush > self.flush_every_s:
             self.flush()
 
     def on_trial_error(self, iteration, trials, trial, **info) -> None:
-        self.errors[trial.trial_id] = {"trial_id": trial.trial_id, "status": "error", "error": _error_text(trial)}
+        self.ended[trial.trial_id] = {"trial_id": trial.trial_id, "status": "error", "error": _error_text(trial)}
         self.flush()
 
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
-        self.errors[trial.trial_id] = {"trial_id": trial.trial_id, "status": "terminated", "error": None}
+        self.ended[trial.trial_id] = {"trial_id": trial.trial_id, "status": "terminated", "error": None}
         self.flush()
 
     def on_experiment_end(self, trials, **info) -> None:
@@ -121,14 +121,14 @@ class RecordsCallback(tune.Callback):
         self.dir.mkdir(parents=True, exist_ok=True)
         rows = [self.rows[k] for k in sorted(self.rows)]
         write_parquet(rows, self.dir / RECORDS_FILE)
-        write_parquet(list(self.errors.values()), self.dir / STATUS_FILE)
+        write_parquet(list(self.ended.values()), self.dir / STATUS_FILE)
         self._journal.truncate(0)  # everything in it is in the Parquet file now
         self._last_flush = time.monotonic()
 
     def __getstate__(self) -> dict:  # Tune pickles callbacks with the experiment state
         state = dict(self.__dict__)
         state.pop("_journal", None)
-        state["rows"], state["errors"] = {}, {}  # reloaded from disk in setup()
+        state["rows"], state["ended"] = {}, {}  # reloaded from disk in setup()
         return state
 
 

@@ -205,7 +205,7 @@ def run_search(cfg: SearchConfig, out_dir: str = "results", address: str | None 
         exp_dir / "run_info.json",
         {
             "elapsed_s": elapsed,
-        "started_at": t0,
+            "started_at": t0,
             "num_trials": len(grid),
             "num_errors": grid.num_errors,
             "resources_per_trial": resources,
