@@ -192,7 +192,8 @@ class PackedSimulatedTrainer:
         record = {
             **first, "epoch": self.epoch, "val_mre_mm": float(err.mean()), "val_mre_min_mm": float(err.min()),
             "val_sdr": {k: float(np.mean([r["val_sdr"][k] for r in recs])) for k in first["val_sdr"]},
-            "reward": float(np.mean(rewards)) if rewards else None, "stopped": all(s.done for s in self.subs),
+            "reward": float(np.mean(rewards)) if rewards else None,
+            "stopped": all(s.stopped for s in self.subs),  # by the policy, as for one trial
             "trial_epochs": len(recs), "policy_latencies_ms": lat,
             "policy_latency_ms": float(np.mean(lat)) if lat else None,
             "epoch_seconds": time.perf_counter() - t0,
