@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from distlmk import __version__
 from distlmk.config import ConfigError, DataConfig, ExperimentConfig, SearchConfig, load_yaml
 from distlmk.data.dataset import DataError
 
@@ -43,9 +44,23 @@ def _cmd_data_check(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_search(args: argparse.Namespace) -> int:
+def search(cfg: SearchConfig, out_dir: str = "results", address: str | None = None, resume: bool = False,
+           quiet: bool = True):
+    """The population (`run_search`), then its summary and report (analysis): the command layer
+    joins the two, so population and analysis never import each other."""
+    from distlmk.analysis.summary import write_summary_and_report
     from distlmk.population.search import run_search
 
+    outcome = run_search(cfg, out_dir=out_dir, address=address, resume=resume, quiet=quiet)
+    summary = write_summary_and_report(outcome.exp_dir, outcome.resources["cpu"], outcome.resources.get("gpu", 0.0),
+                                       outcome.policy_stats, cfg.name)
+    if not quiet:
+        print(f"\n{len(summary)} trials in {outcome.elapsed_s:.0f} s; report: {outcome.exp_dir / 'report.md'}")
+        print((outcome.exp_dir / "report.md").read_text())
+    return outcome
+
+
+def _cmd_search(args: argparse.Namespace) -> int:
     cfg = load_yaml(args.config, SearchConfig)
     if args.policy_checkpoint:
         cfg.policy.checkpoint = str(Path(args.policy_checkpoint).resolve())
@@ -56,17 +71,40 @@ def _cmd_search(args: argparse.Namespace) -> int:
             )
         cfg.policy.freeze = True
         cfg.policy.explore = False  # a frozen policy acts greedily
-    run_search(cfg, out_dir=args.out or "results", address=args.address, resume=args.resume)
+    outcome = search(cfg, out_dir=args.out, address=args.address, resume=args.resume, quiet=args.quiet)
+    if outcome.num_errors:
+        print(f"error: {outcome.num_errors} of {outcome.num_trials} trials ended in error "
+              f"(see {outcome.exp_dir / 'report.md'})", file=sys.stderr)
+        return EXIT_TRIALS_FAILED
     return 0
 
 
 def _cmd_ablate(args: argparse.Namespace) -> int:
+    from distlmk.analysis.scaling import measure_run, write_scaling
     from distlmk.config import AblationConfig
     from distlmk.population.ablation import run_ablation
 
     cfg = load_yaml(args.config, AblationConfig)
-    out = run_ablation(cfg, out_dir=args.out or "results", address=args.address)
-    print(f"wrote {out / 'scaling.md'} and {out / 'scaling.png'}")
+    root = Path(args.out).resolve() / cfg.name
+    rows = []
+    for labels, exp in run_ablation(cfg, out_dir=args.out, address=args.address):
+        row = {**labels, **measure_run(exp, cfg.target_mre_mm)}
+        rows.append(row)
+        print(f"[ablation] {row['trials']} trials ({row['processes']} processes x {row['pack']}), "
+              f"cpu {row['cpu_per_process']}: {row['trial_epochs_per_hour']:.0f} trial-epochs/h, "
+              f"policy {row['policy_requests_per_s']:.0f} req/s, p99 {row['policy_p99_ms']:.1f} ms, "
+              f"time to target {row['time_to_target_s']:.1f} s")
+    table = write_scaling(root, rows)
+    print(table.to_string(index=False))
+    print(f"wrote {root / 'scaling.md'} and {root / 'scaling.png'}")
+    return 0
+
+
+def _cmd_config(args: argparse.Namespace) -> int:
+    from distlmk.config import AblationConfig, format_explain
+
+    cls = {"search": SearchConfig, "experiment": ExperimentConfig, "ablation": AblationConfig}[args.kind]
+    print(format_explain(cls))
     return 0
 
 
@@ -78,58 +116,75 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     return 0
 
 
+EXIT_BAD_INPUT = 2  # bad config, data or path: nothing was run
+EXIT_TRIALS_FAILED = 3  # `search` finished, report written, but at least one trial ended in error
+
+EPILOG = (
+    "exit status: 0 ok; 2 bad config, data or path (nothing run); "
+    "3 search finished with failed trials (report still written)"
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="distlmk", description=__doc__)
+    fmt = argparse.ArgumentDefaultsHelpFormatter
+    p = argparse.ArgumentParser(prog="distlmk", description=__doc__, epilog=EPILOG, formatter_class=fmt)
+    p.add_argument("--version", action="version", version=f"distlmk {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
-    t = sub.add_parser("train", help="one training run without Ray; writes metrics.json")
-    t.add_argument("--config", required=True)
-    t.add_argument("--out", help="output folder (default results/<name>)")
+    def command(parent, name: str, help: str) -> argparse.ArgumentParser:
+        return parent.add_parser(name, help=help, description=help, epilog=EPILOG, formatter_class=fmt)
+
+    t = command(sub, "train", "one training run without Ray; writes metrics.json")
+    t.add_argument("--config", required=True, help="experiment YAML (see `distlmk config --explain experiment`)")
+    t.add_argument("--out", help="output folder; none: results/<name>")
     t.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     t.set_defaults(func=_cmd_train)
 
-    d = sub.add_parser("data", help="synthetic data and dataset checks")
+    d = command(sub, "data", "synthetic data and dataset checks")
     dsub = d.add_subparsers(dest="data_command", required=True)
-    s = dsub.add_parser("synth", help="write the synthetic set in the generic folder format")
-    s.add_argument("--out", required=True)
-    s.add_argument("--train", type=int, default=150)
-    s.add_argument("--val", type=int, default=30)
-    s.add_argument("--test", type=int, default=60)
-    s.add_argument("--landmarks", type=int, default=19)
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--size", type=int, nargs=2, default=[320, 256], metavar=("H", "W"))
+    s = command(dsub, "synth", "write the synthetic set in the generic folder format")
+    s.add_argument("--out", required=True, help="folder to write images/ and landmarks.csv into")
+    s.add_argument("--train", type=int, default=150, help="training images")
+    s.add_argument("--val", type=int, default=30, help="validation images")
+    s.add_argument("--test", type=int, default=60, help="test images")
+    s.add_argument("--landmarks", type=int, default=19, help="landmarks per image")
+    s.add_argument("--seed", type=int, default=0, help="generator seed")
+    s.add_argument("--size", type=int, nargs=2, default=[320, 256], metavar=("H", "W"), help="image size")
     s.set_defaults(func=_cmd_data_synth)
-    c = dsub.add_parser("check", help="validate a dataset and print a summary")
-    c.add_argument("--format", required=True, choices=["synthetic", "isbi2015", "folder"])
+    c = command(dsub, "check", "validate a dataset and print a summary")
+    c.add_argument("--format", required=True, choices=["synthetic", "isbi2015", "folder"], help="dataset layout")
     c.add_argument("--root", help="dataset folder (cache folder for synthetic)")
-    c.add_argument("--ground-truth", default="mean", choices=["senior", "junior", "mean"])
-    c.add_argument("--json", action="store_true")
+    c.add_argument("--ground-truth", default="mean", choices=["senior", "junior", "mean"],
+                   help="isbi2015: which annotator's points")
+    c.add_argument("--json", action="store_true", help="print the summary as JSON")
     c.set_defaults(func=_cmd_data_check)
 
-    r = sub.add_parser("search", help="population search on Ray Tune with the central RL policy")
-    r.add_argument("--config", required=True)
-    r.add_argument("--out", help="storage folder or URI (default ./results)")
-    r.add_argument(
-        "--address", help="Ray cluster address (auto, ray://...); default: embedded local Ray"
-    )
-    r.add_argument(
-        "--resume", action="store_true", help="continue an interrupted experiment (Tuner.restore)"
-    )
+    r = command(sub, "search", "population search on Ray Tune with the central RL policy")
+    r.add_argument("--config", required=True, help="search YAML (see `distlmk config --explain`)")
+    r.add_argument("--out", default="results", help="storage folder or URI")
+    r.add_argument("--address", help="join this Ray cluster (auto, host:port, ray://...); "
+                   "without it: a private local Ray on 127.0.0.1, whatever RAY_ADDRESS says")
+    r.add_argument("--resume", action="store_true", help="continue an interrupted experiment (Tuner.restore)")
     r.add_argument("--policy-checkpoint", help="start the central policy from this saved policy")
-    r.add_argument(
-        "--freeze-policy", action="store_true", help="act with the policy, never update it"
-    )
+    r.add_argument("--freeze-policy", action="store_true", help="act with the policy, never update it")
+    r.add_argument("--quiet", action="store_true", help="no live trial table and no report on stdout")
     r.set_defaults(func=_cmd_search)
 
-    ab = sub.add_parser("ablate", help="scaling ablation: simulated populations of several sizes")
-    ab.add_argument("--config", required=True)
-    ab.add_argument("--out", help="output folder (default ./results)")
-    ab.add_argument("--address", help="Ray cluster address; default: embedded local Ray")
+    ab = command(sub, "ablate", "scaling ablation: simulated populations of several sizes")
+    ab.add_argument("--config", required=True, help="ablation YAML (see `distlmk config --explain ablation`)")
+    ab.add_argument("--out", default="results", help="output folder")
+    ab.add_argument("--address", help="Ray cluster address; without it: a private local Ray")
     ab.set_defaults(func=_cmd_ablate)
 
-    a = sub.add_parser("analyze", help="plots and a Markdown report for an experiment folder")
-    a.add_argument("experiment_dir")
+    a = command(sub, "analyze", "plots and a Markdown report for an experiment folder")
+    a.add_argument("experiment_dir", help="a search (or ablation) experiment folder, running or finished")
     a.set_defaults(func=_cmd_analyze)
+
+    cf = command(sub, "config", "list every config field with its type, default and meaning")
+    cf.add_argument("--explain", action="store_true", help="(the default and only action) explain the fields")
+    cf.add_argument("kind", nargs="?", default="search", choices=["search", "experiment", "ablation"],
+                    help="which config file kind")
+    cf.set_defaults(func=_cmd_config)
     return p
 
 
@@ -139,4 +194,4 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except (ConfigError, DataError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
-        return 2
+        return EXIT_BAD_INPUT

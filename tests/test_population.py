@@ -6,14 +6,19 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from distlmk.cli import search
 from distlmk.config import SearchConfig, from_dict
-from distlmk.population.search import run_search, trial_list
+from distlmk.population.search import trial_list
+
+
+def run_search(cfg, **kw):  # the population and its report, as `distlmk search` runs them
+    return search(cfg, **kw).exp_dir
 
 
 def sim_search(tmp_path, name, **over):
     cfg = {
         "name": name,
-        "simulated": True,
+        "simulation": {"enabled": True},
         "seeds": [0, 1],
         "fixed_sigmas": [2.0, 4.0],
         "methods": ["fixed", "learned", "adaloss", "rl"],
@@ -35,7 +40,7 @@ def test_trial_list_is_fair():
     trials = trial_list(cfg)
     assert len(trials) == 2 * (2 + 1 + 1 + 2)
     for seed in (0, 1):
-        assert {t["variant"] for t in trials if t["seed"] == seed} == {
+        assert {t.variant for t in trials if t.seed == seed} == {
             "fixed σ=2",
             "fixed σ=4",
             "learned",
@@ -45,7 +50,7 @@ def test_trial_list_is_fair():
 
 
 def test_simulated_population_end_to_end_with_failures(ray_session, tmp_path):
-    cfg = sim_search(tmp_path, "pop", faults=[{"kind": "raise", "epoch": 3}])
+    cfg = sim_search(tmp_path, "pop", faults={"inject": [{"kind": "raise", "epoch": 3}]})
     exp = run_search(cfg, out_dir=str(tmp_path))
     rec = pd.read_parquet(exp / "records.parquet")
     summary = pd.read_parquet(exp / "summary.parquet")
@@ -78,7 +83,8 @@ def test_pbt_rejects_mixed_methods(tmp_path):
 
 
 def test_pbt_exploits_truncate_episodes_without_crash(ray_session, tmp_path):
-    cfg = sim_search(tmp_path, "pbt", methods=["rl"], seeds=[0], rl_trials_per_seed=4, simulated_epoch_seconds=0.2,
+    cfg = sim_search(tmp_path, "pbt", methods=["rl"], seeds=[0], rl_trials_per_seed=4,
+                     simulation={"enabled": True, "epoch_seconds": 0.2},
                      scheduler={"name": "pbt", "perturbation_interval": 2})
     cfg.experiment.train.epochs = 10
     cfg.experiment.sigma.rl.min_progress_to_stop = 1.1  # no early stops: every trial lives through exploits

@@ -181,6 +181,16 @@ class PackedSimulatedTrainer:
     def set_lr(self, lr: float) -> None:
         """PBT mutates lr; the cost model has none (kept for interface parity)."""
 
+    @property
+    def poison_loss(self) -> bool:
+        """Fault injection reaches every sub-trial: the next epoch's error is NaN in each."""
+        return any(s.poison_loss for s in self.subs)
+
+    @poison_loss.setter
+    def poison_loss(self, value: bool) -> None:
+        for s in self.subs:
+            s.poison_loss = bool(value)
+
     def run_epoch(self) -> dict:
         t0 = time.perf_counter()
         live = [s for s in self.subs if not s.done]
