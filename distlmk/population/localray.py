@@ -48,7 +48,11 @@ def init_ray(address: str | None, **kwargs) -> str:
     if ray.is_initialized():
         return "existing"
     if address:
-        ray.init(address=address, **kwargs)
+        # Ray rewrites a loopback host to the machine's address before connecting, which misses a
+        # loopback-only instance (another distlmk run): keep loopback when the address says so
+        host = address.rsplit(":", 1)[0].strip("[]") if "://" not in address else ""
+        with loopback_only() if host in ("127.0.0.1", "localhost", "::1") else contextlib.nullcontext():
+            ray.init(address=address, **kwargs)
         return address
     reap_orphaned_agents()
     with loopback_only():
