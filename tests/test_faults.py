@@ -162,8 +162,8 @@ def test_killed_driver_then_resume_finishes(ray_session, tmp_path):
 
 
 def test_real_network_population_with_a_killed_trial(ray_session, tmp_path, tiny_experiment):
-    """The real tiny U-Net inside Tune, every method incl. rl with decision_interval 2; the rl
-    trial's worker is SIGKILLed at epoch 3 and resumes from its checkpoint."""
+    """The real tiny U-Net inside Tune, every method incl. rl with decision_interval 2; the fixed
+    trial's worker is SIGKILLed at epoch 3 and resumes from its checkpoint (weights, optimiser)."""
     exp_cfg = to_dict(tiny_experiment)
     exp_cfg["train"]["epochs"] = 4
     exp_cfg["sigma"]["rl"] = {"decision_interval": 2, "timeout_s": 30.0, "min_progress_to_stop": 1.1}
@@ -171,11 +171,11 @@ def test_real_network_population_with_a_killed_trial(ray_session, tmp_path, tiny
         "name": "realnet", "seeds": [0], "methods": ["fixed", "learned", "adaloss", "rl"], "fixed_sigmas": [2.0],
         "experiment": exp_cfg, "resources": {"cpu": 1.0}, "max_failures": 1,
         "policy": {"train_batch_rows": 16, "minibatch_size": 8, "num_epochs": 1},
-        "faults": {"inject": [{"kind": "kill", "epoch": 3, "trials": [3]}]},
+        "faults": {"inject": [{"kind": "kill", "epoch": 3, "trials": [0]}]},
     }, "test")
     exp = search(cfg, str(tmp_path)).exp_dir
     rec = assert_records_match_checkpoints(exp, expect_epochs=4)
-    assert by_index(exp, restores(exp)).keys() == {3}
+    assert by_index(exp, restores(exp)).keys() == {0}
     summary = pd.read_parquet(exp / "summary.parquet")
     assert len(summary) == 4 and set(summary["status"]) == {"completed"}
     assert set(summary["method"]) == {"fixed", "learned", "adaloss", "rl"}
