@@ -151,12 +151,12 @@ def test_address_joins_a_cluster_and_trials_survive_a_lost_node(tmp_path):
     worker = cluster.add_node(num_cpus=2, resources={"worker": 1})
     try:
         cluster.wait_for_nodes()
-        worker_id = worker.node_id
+        worker_id, address = worker.node_id, cluster.address
         # 4 trials of 1 CPU: two on each node; each trial ~6 s
         cfg = tiny_search_yaml(tmp_path / "c.yaml", "joined", epochs=8, epoch_seconds=0.6,
                                fixed_sigmas=[1.0, 2.0, 3.0, 4.0], resources={"cpu": 1.0}, max_failures=3)
         cmd = [sys.executable, "-m", "distlmk", "search", "--config", str(cfg), "--out", str(tmp_path),
-               "--address", cluster.address, "--quiet"]
+               "--address", address, "--quiet"]
         proc = subprocess.Popen(cmd, env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         journal = tmp_path / "joined" / "records.jsonl"
         deadline = time.time() + 120
@@ -170,7 +170,7 @@ def test_address_joins_a_cluster_and_trials_survive_a_lost_node(tmp_path):
         cluster.shutdown()
     exp = tmp_path / "joined"
     info = json.loads((exp / "run_info.json").read_text())
-    assert info["ray"] == cluster.address and info["cluster_resources"].get("worker") is None  # lost
+    assert info["ray"] == address and info["cluster_resources"].get("worker") is None  # lost
     restores = [json.loads(ln) for f in exp.glob("*/distlmk_restores.jsonl") for ln in f.read_text().splitlines()]
     assert restores, "no trial was restored after the node loss"
     assert all(r["node_id"] != worker_id for r in restores)  # they resumed elsewhere
