@@ -59,6 +59,9 @@ _KEEP = (
     "test_sdr_4_0",
     "test_per_landmark_mre_mm",
     "baseline_mean_mre_mm",
+    "pbt/donor",
+    "pbt/donor_index",
+    "pbt/exploits",
 )
 
 
