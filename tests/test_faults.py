@@ -85,6 +85,11 @@ def test_nan_in_an_rl_trial_fails_it_with_reason_and_exit_code(ray_session, tmp_
     report = (exp / "report.md").read_text()
     assert "## Failed trials" in report and "non-finite" in report
     assert json.loads((exp / "run_info.json").read_text())["num_errors"] == 1
+    # `distlmk analyze` on the failed experiment: the failure and its reason are in its report
+    assert main(["analyze", str(exp)]) == 0
+    analysis = (exp / "analysis" / "report.md").read_text()
+    assert "Experiment finished" in analysis and "1 error" in analysis and "non-finite" in analysis
+    assert (exp / "analysis" / "learning_curves.png").stat().st_size > 0
 
 
 def test_packed_simulated_trials_honour_the_nan_fault():
@@ -122,6 +127,14 @@ def test_killed_policy_actor_restarts_and_trials_go_on(ray_session, tmp_path):
     before = ray.get(server.stats.remote())
     killed_at = time.time()
     os.kill(before["pid"], signal.SIGKILL)
+    # `distlmk analyze` while the experiment runs: a report of what is there so far
+    records = tmp_path / "polkill" / "records.parquet"
+    while not records.is_file():
+        assert time.time() < deadline + 60 and runner.is_alive(), "no records while running"
+        time.sleep(0.2)
+    assert main(["analyze", str(tmp_path / "polkill")]) == 0
+    live = (tmp_path / "polkill" / "analysis" / "report.md").read_text()
+    assert "still running or interrupted" in live and "running" in live
     runner.join(timeout=240)
     assert not runner.is_alive()
     exp = out["exp"]
