@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -29,6 +31,9 @@ def write_result(name: str, payload: dict) -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
     payload = {
         "benchmark": name,
+        "command": "python -m benchmarks." + " ".join([name.split("_frozen")[0], *sys.argv[1:]]),
+        "measured_at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "cpus": os.cpu_count(),
         "machine": platform.machine(),
         "torch_threads": torch.get_num_threads(),
         "cuda": torch.cuda.is_available(),

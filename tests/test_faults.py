@@ -92,19 +92,19 @@ def test_nan_in_an_rl_trial_fails_it_with_reason_and_exit_code(ray_session, tmp_
     assert (exp / "analysis" / "learning_curves.png").stat().st_size > 0
 
 
-def test_packed_simulated_trials_honour_the_nan_fault():
+def test_every_trainer_satisfies_the_protocol_and_honours_the_nan_fault(tiny_experiment):
     from distlmk.config import ExperimentConfig
     from distlmk.train.base import EpochTrainer
     from distlmk.train.simulated import PackedSimulatedTrainer, SimulatedTrainer
-    from distlmk.train.trainer import NonFiniteLossError
+    from distlmk.train.trainer import NonFiniteLossError, Trainer
 
     exp = from_dict(ExperimentConfig, {"data": {"num_landmarks": 3}, "train": {"epochs": 3}})
-    packed = PackedSimulatedTrainer(exp, "t", pack=3)
-    assert isinstance(packed, EpochTrainer) and isinstance(SimulatedTrainer(exp, trial_id="s"), EpochTrainer)
-    packed.run_epoch()
-    packed.poison_loss = True
-    with pytest.raises(NonFiniteLossError):
-        packed.run_epoch()
+    for trainer in (Trainer(tiny_experiment), SimulatedTrainer(exp, trial_id="s"), PackedSimulatedTrainer(exp, "t", 3)):
+        assert isinstance(trainer, EpochTrainer), type(trainer).__name__
+        trainer.run_epoch()
+        trainer.poison_loss = True
+        with pytest.raises(NonFiniteLossError):
+            trainer.run_epoch()
 
 
 def test_killed_policy_actor_restarts_and_trials_go_on(ray_session, tmp_path):

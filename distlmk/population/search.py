@@ -206,7 +206,8 @@ def start_policy(cfg: SearchConfig, exp_dir: Path):
     return server
 
 
-def build_tuner(cfg: SearchConfig, trainable, storage: str, exp_dir: Path, resume: bool, quiet: bool):
+def build_tuner(cfg: SearchConfig, trainable, storage: str, exp_dir: Path, resume: bool, quiet: bool,
+                extra_callbacks: list | None = None):
     exp_path = f"{storage.rstrip('/')}/{cfg.name}"
     if resume:
         if not tune.Tuner.can_restore(exp_path):
@@ -232,7 +233,7 @@ def build_tuner(cfg: SearchConfig, trainable, storage: str, exp_dir: Path, resum
             storage_path=storage,
             verbose=0 if quiet else 1,
             progress_reporter=None if quiet else progress_reporter(cfg),
-            callbacks=[RecordsCallback(str(exp_dir))],
+            callbacks=[RecordsCallback(str(exp_dir)), *(extra_callbacks or [])],
             failure_config=tune.FailureConfig(max_failures=cfg.max_failures),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=keep),
         ),
@@ -252,7 +253,9 @@ def save_policy(server, exp_dir: Path) -> dict | None:
 
 
 def run_search(cfg: SearchConfig, out_dir: str = "results", address: str | None = None, resume: bool = False,
-               quiet: bool = False) -> SearchOutcome:
+               quiet: bool = False, extra_callbacks: list | None = None) -> SearchOutcome:
+    """The population: every step below, in order. `extra_callbacks` (Tune callbacks) observe it,
+    e.g. the overhead benchmark's driver-side clock; they are not kept for `--resume`."""
     validate(cfg)
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")  # per-epoch by design
     os.environ["TUNE_GLOBAL_CHECKPOINT_S"] = str(cfg.experiment_snapshot_s)
@@ -269,7 +272,7 @@ def run_search(cfg: SearchConfig, out_dir: str = "results", address: str | None 
         atomic_write_json(exp_dir / "landmark_names.json", names)
     trainable = tune.with_resources(tune.with_parameters(train_trial, run=run_spec(cfg, resources)), resources)
     t0 = time.time()
-    tuner = build_tuner(cfg, trainable, storage, exp_dir, resume, quiet)
+    tuner = build_tuner(cfg, trainable, storage, exp_dir, resume, quiet, extra_callbacks)
     with _table_output(not quiet):
         grid = tuner.fit()
     policy_stats = save_policy(server, exp_dir)
