@@ -24,6 +24,8 @@ from distlmk.train.base import EpochTrainer
 from distlmk.train.checkpoint import load_checkpoint, save_checkpoint
 
 CHECKPOINT_FILE = "trainer.pt"
+ATTEMPT_FILE = "attempt.json"  # beside trainer.pt: which start of the trial wrote the checkpoint (0 = first)
+RESTORES_FILE = "distlmk_restores.jsonl"  # in the trial's folder: one line per start from a checkpoint
 
 
 def flatten_record(rec: dict) -> dict:
@@ -110,10 +112,6 @@ def train_trial(config: dict, run: RunSpec) -> None:
             (Path(d) / ATTEMPT_FILE).write_text(json.dumps({"attempt": attempt}))
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(d))
         _crash_if_asked(faults, rec["epoch"])
-
-
-ATTEMPT_FILE = "attempt.json"  # beside trainer.pt: which start of the trial wrote the checkpoint
-RESTORES_FILE = "distlmk_restores.jsonl"  # in the trial's folder: one line per restore from a checkpoint
 
 
 def _read_attempt(ckpt_dir: Path) -> int:
