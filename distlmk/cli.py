@@ -79,6 +79,19 @@ def _cmd_search(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from distlmk.analysis.comparison import write_comparison
+    from distlmk.config import CompareConfig
+    from distlmk.population.compare import run_compare
+
+    cfg = load_yaml(args.config, CompareConfig)
+    result = run_compare(cfg, search, out_dir=args.out, address=args.address, resume=args.resume)
+    report = write_comparison(result)
+    print(report.read_text())
+    print(f"wrote {report} and {report.with_name('comparison.json')}")
+    return 0
+
+
 def _cmd_ablate(args: argparse.Namespace) -> int:
     from distlmk.analysis.scaling import measure_run, write_scaling
     from distlmk.config import AblationConfig
@@ -101,9 +114,10 @@ def _cmd_ablate(args: argparse.Namespace) -> int:
 
 
 def _cmd_config(args: argparse.Namespace) -> int:
-    from distlmk.config import AblationConfig, format_explain
+    from distlmk.config import AblationConfig, CompareConfig, format_explain
 
-    cls = {"search": SearchConfig, "experiment": ExperimentConfig, "ablation": AblationConfig}[args.kind]
+    cls = {"search": SearchConfig, "experiment": ExperimentConfig, "ablation": AblationConfig,
+           "compare": CompareConfig}[args.kind]
     print(format_explain(cls))
     return 0
 
@@ -170,6 +184,14 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--quiet", action="store_true", help="no live trial table and no report on stdout")
     r.set_defaults(func=_cmd_search)
 
+    cp = command(sub, "compare", "the honest comparison: grid and policy generations on training seeds, "
+                 "every method on held-out seeds with the frozen policy; writes comparison.json")
+    cp.add_argument("--config", required=True, help="a compare config, e.g. tune_configs/synthetic_benchmark.yaml")
+    cp.add_argument("--out", default="results", help="output folder; results go to OUT/<name>/")
+    cp.add_argument("--address", help="Ray cluster address (auto, host:port, ray://...); without it: a private local Ray")
+    cp.add_argument("--resume", action="store_true", help="reuse the stages an interrupted compare finished")
+    cp.set_defaults(func=_cmd_compare)
+
     ab = command(sub, "ablate", "scaling ablation: simulated populations of several sizes")
     ab.add_argument("--config", required=True, help="ablation YAML (see `distlmk config --explain ablation`)")
     ab.add_argument("--out", default="results", help="output folder")
@@ -182,7 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     cf = command(sub, "config", "list every config field with its type, default and meaning")
     cf.add_argument("--explain", action="store_true", help="(the default and only action) explain the fields")
-    cf.add_argument("kind", nargs="?", default="search", choices=["search", "experiment", "ablation"],
+    cf.add_argument("kind", nargs="?", default="search", choices=["search", "experiment", "ablation", "compare"],
                     help="which config file kind")
     cf.set_defaults(func=_cmd_config)
     return p

@@ -9,11 +9,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from distlmk import schema as S
 from distlmk.population.trainable import CHECKPOINT_FILE, RESTORES_FILE
 from distlmk.train.checkpoint import load_checkpoint
 
-# (records.parquet column, trainer history key): what must agree row by row
-COMPARED = (("epoch", "epoch"), ("mre_mm", "val_mre_mm"), ("sigma", "sigma"), ("sigma_next", "sigma_next"))
+# what must agree row by row between records.parquet and the trainer's own history
+COMPARED = (S.EPOCH, S.VAL_MRE, S.TRAIN_LOSS, S.SIGMA_USED, S.SIGMA_NEXT)
 
 
 def trial_dirs(exp: Path) -> dict[str, Path]:
@@ -67,9 +68,9 @@ def assert_records_match_checkpoints(exp: Path, expect_epochs: int | None = None
         assert len(g) == len(hist), f"{tid}: {len(g)} records, {len(hist)} epochs in its checkpoint"
         assert list(g["iteration"]) == list(range(1, len(g) + 1)), f"{tid}: gap in iterations"
         for (_, row), h in zip(g.iterrows(), hist, strict=True):
-            for col, key in COMPARED:
-                np.testing.assert_allclose(np.asarray(row[col], float), np.asarray(h[key], float),
-                                           err_msg=f"{tid} epoch {h['epoch']}: {col}")
+            for col in COMPARED:
+                np.testing.assert_allclose(np.asarray(row[col], float), np.asarray(h[col], float),
+                                           err_msg=f"{tid} epoch {h[S.EPOCH]}: {col}")
         if expect_epochs is not None:
-            assert hist[-1]["epoch"] == expect_epochs or hist[-1]["stopped"], tid
+            assert hist[-1][S.EPOCH] == expect_epochs or hist[-1][S.RL_STOPPED], tid
     return rec

@@ -21,6 +21,7 @@ import ray
 import yaml
 from fault_checks import assert_records_match_checkpoints, error_texts, restores, trial_index
 
+from distlmk import schema as S
 from distlmk.cli import EXIT_TRIALS_FAILED, main, search
 from distlmk.config import SearchConfig, from_dict, to_dict
 from distlmk.population.search import policy_server_name
@@ -95,8 +96,9 @@ def test_nan_in_an_rl_trial_fails_it_with_reason_and_exit_code(ray_session, tmp_
 def test_every_trainer_satisfies_the_protocol_and_honours_the_nan_fault(tiny_experiment):
     from distlmk.config import ExperimentConfig
     from distlmk.train.base import EpochTrainer
+    from distlmk.train.errors import NonFiniteLossError
     from distlmk.train.simulated import PackedSimulatedTrainer, SimulatedTrainer
-    from distlmk.train.trainer import NonFiniteLossError, Trainer
+    from distlmk.train.trainer import Trainer
 
     exp = from_dict(ExperimentConfig, {"data": {"num_landmarks": 3}, "train": {"epochs": 3}})
     for trainer in (Trainer(tiny_experiment), SimulatedTrainer(exp, trial_id="s"), PackedSimulatedTrainer(exp, "t", 3)):
@@ -141,11 +143,11 @@ def test_killed_policy_actor_restarts_and_trials_go_on(ray_session, tmp_path):
     rec = assert_records_match_checkpoints(exp, expect_epochs=14)
     stats = json.loads((exp / "policy_stats.json").read_text())
     assert stats["pid"] != before["pid"] and str(stats["restored_from"]).endswith("latest")
-    failed = rec[rec["policy_failed"].astype(bool)]
+    failed = rec[rec[S.POLICY_FAILED].astype(bool)]
     assert len(failed) > 0, "no trial saw the outage"
     assert failed["timestamp"].min() >= killed_at - 1.0  # the outage came from the kill
     after = rec[rec["timestamp"] > failed["timestamp"].max()]
-    assert len(after) > 0 and not after["policy_failed"].astype(bool).any(), "trials never reached the policy again"
+    assert len(after) > 0 and not after[S.POLICY_FAILED].astype(bool).any(), "trials never reached the policy again"
     history = json.loads((exp / "policy_history.json").read_text())  # the restarted actor's own updates
     assert history and stats["updates"] > before["updates"]
 
@@ -192,13 +194,14 @@ def test_real_network_population_with_a_killed_trial(ray_session, tmp_path, tiny
     summary = pd.read_parquet(exp / "summary.parquet")
     assert len(summary) == 4 and set(summary["status"]) == {"completed"}
     assert set(summary["method"]) == {"fixed", "learned", "adaloss", "rl"}
-    assert summary["test_mre_mm"].notna().all() and (summary["test_mre_mm"] > 0).all()
-    assert set(rec["device"]) == {"cpu"}  # a network, not the cost model ("sim")
+    test_mre = summary[S.test_key("test", "mre_mm")]
+    assert test_mre.notna().all() and (test_mre > 0).all()
+    assert set(rec[S.DEVICE]) == {"cpu"}  # a network, not the cost model ("sim")
     rl = rec[rec["method"] == "rl"].sort_values("iteration")
     # decisions at epochs 2 and 4 only: sigma may change after epoch 2, never after epochs 1 or 3
-    moved = [not np.allclose(a, b) for a, b in zip(rl["sigma"], rl["sigma_next"], strict=True)]
+    moved = [not np.allclose(a, b) for a, b in zip(rl[S.SIGMA_USED], rl[S.SIGMA_NEXT], strict=True)]
     assert moved[0] is False and moved[2] is False
-    assert rl["reward"].notna().sum() >= 1
+    assert rl[S.RL_REWARD].notna().sum() >= 1
     stats = json.loads((exp / "policy_stats.json").read_text())
     assert stats["decisions"] >= 2
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import ray
 from ray import tune
 
+from distlmk import schema as S
 from distlmk.atomic import atomic_write_json
 from distlmk.config import ConfigError, SearchConfig, to_dict
 from distlmk.population.localray import init_ray
@@ -44,7 +45,7 @@ class SearchOutcome:
 
 
 def trial_list(cfg: SearchConfig) -> list[TrialSpec]:
-    """(method, seed, sigma) combinations: the same seeds and budget for every method."""
+    """(method, seed, sigma) combinations, then the named variants: the same seeds and budget for all."""
     trials: list[dict] = []
     for seed in cfg.seeds:
         for method in cfg.methods:
@@ -56,13 +57,16 @@ def trial_list(cfg: SearchConfig) -> list[TrialSpec]:
                            for r in range(cfg.rl_trials_per_seed)]
             else:
                 trials.append({"method": method, "seed": seed, "variant": method})
+        for v in cfg.variants:
+            trials += [{"method": v.method, "seed": seed, "variant": v.name, "sigma": dict(v.sigma), "replica": r}
+                       for r in range(v.replicas)]
     return [TrialSpec(index=i, **t) for i, t in enumerate(trials)]
 
 
 def validate(cfg: SearchConfig) -> None:
-    if not cfg.methods or not cfg.seeds:
-        raise ConfigError("methods and seeds must not be empty")
-    if cfg.scheduler.name == "pbt" and len(set(cfg.methods)) > 1:
+    if not (cfg.methods or cfg.variants) or not cfg.seeds:
+        raise ConfigError("methods (or variants) and seeds must not be empty")
+    if cfg.scheduler.name == "pbt" and len(set(cfg.methods) | {v.method for v in cfg.variants}) > 1:
         raise ConfigError(
             "scheduler.name: pbt copies checkpoints and configs between trials, which would mix methods; "
             "use pbt with a single method, or asha/none to compare methods"
@@ -109,9 +113,20 @@ def build_scheduler(cfg: SearchConfig):
         return IdentityKeepingPBT(
             time_attr="training_iteration",
             perturbation_interval=s.perturbation_interval,
-            hyperparam_mutations={"lr": tune.loguniform(*s.lr_range)},
+            hyperparam_mutations=pbt_space(cfg),
         )
     return None
+
+
+def pbt_space(cfg: SearchConfig) -> dict:
+    """What PBT samples and mutates: train.lr, or sigma as a global scale x per-landmark factors."""
+    s = cfg.scheduler
+    if s.pbt_mutate == "lr":
+        return {"lr": tune.loguniform(*s.lr_range)}
+    space = {"sigma_scale": tune.loguniform(*s.sigma_scale_range)}
+    for k in range(cfg.experiment.data.num_landmarks):
+        space[f"sigma_factor_{k}"] = tune.loguniform(*s.sigma_factor_range)
+    return space
 
 
 def progress_reporter(cfg: SearchConfig) -> tune.CLIReporter:
@@ -122,13 +137,10 @@ def progress_reporter(cfg: SearchConfig) -> tune.CLIReporter:
     reporter API, which takes these columns (set only around `fit`, see `_table_output`)."""
     return tune.CLIReporter(
         parameter_columns={"trial/method": "method", "trial/variant": "variant", "trial/seed": "seed"},
-        metric_columns={"epoch": "epoch", TUNE_METRIC: "val MRE mm"},
+        metric_columns={S.EPOCH: "epoch", S.TUNE_METRIC: "val MRE mm"},
         max_report_frequency=int(max(1, cfg.progress_every_s)),
         sort_by_metric=False,
     )
-
-
-TUNE_METRIC = "mre_mm"  # validation MRE, what schedulers compare
 
 
 @contextlib.contextmanager
@@ -197,7 +209,7 @@ def run_spec(cfg: SearchConfig, resources: dict) -> RunSpec:
 
 def start_policy(cfg: SearchConfig, exp_dir: Path):
     """The central policy actor (only when rl trials run), ready to answer."""
-    if "rl" not in cfg.methods:
+    if "rl" not in cfg.methods and not any(v.method == "rl" for v in cfg.variants):
         return None
     from distlmk.policy.server import start_policy_server
 
@@ -215,7 +227,7 @@ def build_tuner(cfg: SearchConfig, trainable, storage: str, exp_dir: Path, resum
         return tune.Tuner.restore(exp_path, trainable=trainable, resume_errored=True, resume_unfinished=True)
     param_space = {"trial": tune.grid_search([t.as_config() for t in trial_list(cfg)])}
     if cfg.scheduler.name == "pbt":
-        param_space["lr"] = tune.loguniform(*cfg.scheduler.lr_range)
+        param_space.update(pbt_space(cfg))
     # Tune deletes checkpoints beyond num_to_keep at once but snapshots its experiment state only
     # every experiment_snapshot_s: keep a few and snapshot often; PBT keeps all (it needs them).
     keep = None if cfg.scheduler.name == "pbt" or cfg.keep_checkpoints == 0 else cfg.keep_checkpoints
@@ -223,8 +235,8 @@ def build_tuner(cfg: SearchConfig, trainable, storage: str, exp_dir: Path, resum
         trainable,
         param_space=param_space,
         tune_config=tune.TuneConfig(
-            metric=TUNE_METRIC,
-            mode="min",
+            metric=S.TUNE_METRIC,
+            mode=S.TUNE_MODE,
             scheduler=build_scheduler(cfg),
             max_concurrent_trials=cfg.max_concurrent or None,
         ),

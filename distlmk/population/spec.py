@@ -22,7 +22,8 @@ class TrialSpec:
     seed: int  # training seed, the same for every method
     variant: str  # method variant shown in reports ("fixed σ=2", "rl", ...)
     sigma_init: float | None = None  # fixed: this trial's sigma; None = the config's sigma.init
-    replica: int = 0  # rl: which of rl_trials_per_seed
+    replica: int = 0  # rl and variants: which of the replicas per seed
+    sigma: dict | None = None  # a variant's overrides of experiment.sigma (per-landmark vector, schedule, rl)
 
     def as_config(self) -> dict:
         return dataclasses.asdict(self)
@@ -49,6 +50,9 @@ class RunSpec:
     def experiment_for(self, trial: TrialSpec, lr: float | None = None) -> ExperimentConfig:
         """The ExperimentConfig of one trial: shared settings + its method, seed, sigma and lr."""
         exp = from_dict(ExperimentConfig, self.experiment, "experiment")
+        if trial.sigma:  # the variant's own sigma settings
+            exp.sigma = from_dict(type(exp.sigma), deep_merge(to_dict(exp.sigma), trial.sigma),
+                                  f"variant {trial.variant}.sigma")
         exp.sigma.method = trial.method
         exp.train.seed = int(trial.seed)
         if trial.sigma_init is not None:
@@ -64,3 +68,11 @@ class RunSpec:
     def to_dict(self) -> dict[str, Any]:
         return {**dataclasses.asdict(self), "simulation": to_dict(self.simulation),
                 "faults": [to_dict(f) for f in self.faults]}
+
+
+def deep_merge(base: dict, over: dict) -> dict:
+    """`base` with `over`'s keys replaced, nested mappings merged key by key."""
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out

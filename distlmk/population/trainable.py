@@ -18,6 +18,7 @@ import ray
 import torch
 from ray import tune
 
+from distlmk import schema as S
 from distlmk.config import ExperimentConfig, FaultConfig
 from distlmk.population.spec import RunSpec, TrialSpec
 from distlmk.train.base import EpochTrainer
@@ -28,37 +29,20 @@ ATTEMPT_FILE = "attempt.json"  # beside trainer.pt: which start of the trial wro
 RESTORES_FILE = "distlmk_restores.jsonl"  # in the trial's folder: one line per start from a checkpoint
 
 
-def flatten_record(rec: dict) -> dict:
-    """Trainer record -> Tune metrics (scalars for schedulers, lists kept for our records)."""
-    out = {
-        "epoch": rec["epoch"],
-        "mre_mm": rec["val_mre_mm"],
-        "train_loss": rec["train_loss"],
-        "reward": rec["reward"],
-        "stopped": rec["stopped"],
-        "sigma": rec["sigma"],
-        "sigma_next": rec["sigma_next"],
-        "val_err": rec["val_per_landmark_mre_mm"],
-        "ended": rec["ended"],
-        "images_per_s": rec["images_per_s"],
-        "policy_latency_ms": rec.get("policy_latency_ms"),
-        "policy_failed": rec.get("policy_failed", False),
-        "trial_epochs": rec.get("trial_epochs", 1),
-        "policy_latencies_ms": rec.get("policy_latencies_ms"),
-    }
-    out.update({f"sdr_{k.replace('.', '_')}": v for k, v in rec["val_sdr"].items()})
-    return out
+def trial_experiment(spec: TrialSpec, config: dict, run: RunSpec) -> ExperimentConfig:
+    """The ExperimentConfig of one trial: shared settings, its grid point, and what Tune mutates."""
+    exp = run.experiment_for(spec, config.get("lr"))
+    if "sigma_scale" in config:  # PBT on sigma: the trial's sigma vector comes from its config
+        exp.sigma.per_landmark = pbt_sigma(config, exp)
+    return exp
 
 
-def flatten_test(metrics: dict) -> dict:
-    out = {
-        "test_mre_mm": metrics["mre_mm"],
-        "test_per_landmark_mre_mm": metrics["per_landmark_mre_mm"],
-    }
-    out.update({f"test_sdr_{k.replace('.', '_')}": v for k, v in metrics["sdr"].items()})
-    if metrics.get("baseline_mean_mre_mm") is not None:
-        out["baseline_mean_mre_mm"] = metrics["baseline_mean_mre_mm"]
-    return out
+def pbt_sigma(config: dict, exp: ExperimentConfig) -> list[float]:
+    """sigma.init x global scale x per-landmark factor, clipped to the sigma range."""
+    base = exp.sigma.per_landmark or [exp.sigma.init] * exp.data.num_landmarks
+    scale = float(config["sigma_scale"])
+    return [min(max(b * scale * float(config.get(f"sigma_factor_{k}", 1.0)), exp.sigma.min), exp.sigma.max)
+            for k, b in enumerate(base)]
 
 
 def make_trainer(exp: ExperimentConfig, run: RunSpec, trial_id: str) -> EpochTrainer:
@@ -82,7 +66,7 @@ def train_trial(config: dict, run: RunSpec) -> None:
     for name in ("ray.tune", "ray.train"):  # no "checkpoint created" line per epoch
         logging.getLogger(name).setLevel(logging.WARNING)
     spec = TrialSpec.from_config(config["trial"])
-    exp = run.experiment_for(spec, config.get("lr"))
+    exp = trial_experiment(spec, config, run)
     if run.gpu > 0 and torch.cuda.is_available():
         # fractional GPUs share memory: cap this trial's share so packed trials do not OOM each other
         torch.cuda.set_per_process_memory_fraction(min(1.0, run.gpu))
@@ -96,22 +80,25 @@ def train_trial(config: dict, run: RunSpec) -> None:
             attempt = _read_attempt(Path(d)) + 1
         if "lr" in config:
             trainer.set_lr(float(config["lr"]))
+        if "sigma_scale" in config:  # a PBT exploit: the donor's weights with this trial's (mutated) sigma
+            trainer.controller.load_state_dict({"sigma": pbt_sigma(config, exp)})
         _mark_restore(trial_id, attempt, trainer.epoch)
-    tags = {"method": spec.method, "variant": spec.variant, "seed": int(spec.seed), "device": str(trainer.device)}
+    tags = {S.METHOD: spec.method, S.VARIANT: spec.variant, S.SEED: int(spec.seed), S.DEVICE: str(trainer.device),
+            S.COST_EPOCH_BUDGET: exp.train.epochs}
     if "pbt" in config:  # exploited by PBT: its own identity, the donor's weights
         tags.update({f"pbt/{k}": v for k, v in config["pbt"].items()})
     faults = [f for f in run.faults_for(spec) if not f.attempts or attempt in f.attempts]
     while not trainer.done:
         trainer.poison_loss = any(f.kind == "nan" and f.epoch == trainer.epoch + 1 for f in faults)
         rec = trainer.run_epoch()
-        metrics = {**tags, **flatten_record(rec)}
-        if trainer.done:
-            metrics.update(flatten_test(trainer.test_metrics()))
+        metrics = {**tags, **rec}
+        if trainer.done and exp.train.evaluate_test:
+            metrics.update(trainer.test_record())
         with tempfile.TemporaryDirectory() as d:
             save_checkpoint(trainer.state_dict(), Path(d) / CHECKPOINT_FILE)
             (Path(d) / ATTEMPT_FILE).write_text(json.dumps({"attempt": attempt}))
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(d))
-        _crash_if_asked(faults, rec["epoch"])
+        _crash_if_asked(faults, rec[S.EPOCH])
 
 
 def _read_attempt(ckpt_dir: Path) -> int:

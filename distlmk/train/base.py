@@ -26,8 +26,8 @@ class EpochTrainer(Protocol):
         """Train and validate one epoch, let the sigma controller decide; the epoch's record."""
         ...
 
-    def test_metrics(self) -> dict:
-        """Metrics on every test split (at the end of a trial)."""
+    def test_record(self) -> dict:
+        """`test/<split>/...` metrics of every test split (`distlmk.schema`), at the end of a trial."""
         ...
 
     def set_lr(self, lr: float) -> None:
