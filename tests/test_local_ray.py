@@ -4,6 +4,7 @@ leftover agents are cleaned by the next start."""
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -92,6 +93,7 @@ def test_search_without_address_is_private_and_loopback(tmp_path, cache_dir):
         time.sleep(0.5)
     out = proc.stdout.read().decode(errors="replace")
     trap.close()
+    shutil.rmtree(ray_tmp, ignore_errors=True)
     assert proc.returncode == 0, out[-3000:]
     assert not trap.contacted, "the recorded / RAY_ADDRESS cluster was contacted"
     info = json.loads((tmp_path / "local" / "run_info.json").read_text())
