@@ -74,3 +74,25 @@ def assert_records_match_checkpoints(exp: Path, expect_epochs: int | None = None
         if expect_epochs is not None:
             assert hist[-1][S.EPOCH] == expect_epochs or hist[-1][S.RL_STOPPED], tid
     return rec
+
+
+def assert_pbt_identity(exp: Path, launched_seeds: list[int]) -> pd.DataFrame:
+    """After PBT exploits a trial keeps its own identity (method, variant, seed: the grid point it
+    was launched as) and trial id, and its records name the donor (pbt/donor, pbt/exploits)."""
+    import re
+
+    rec = pd.read_parquet(exp / "records.parquet").sort_values(S.ITERATION)
+    ident = rec.groupby(S.TRIAL_ID)[[S.METHOD, S.VARIANT, S.SEED]].nunique()
+    assert (ident == 1).all().all(), ident
+    assert sorted(rec.groupby(S.TRIAL_ID)[S.SEED].first()) == sorted(launched_seeds)
+    # independent source of the launched identity: Tune names a trial's folder once, at creation
+    for tid, d in trial_dirs(exp).items():
+        launched_seed = int(re.search(r"seed_(\d+)", d.name).group(1))
+        assert set(rec.loc[rec[S.TRIAL_ID] == tid, S.SEED]) == {launched_seed}, (tid, d.name)
+    assert "pbt/donor" in rec, "records do not carry the PBT lineage"
+    exploited = rec[rec["pbt/donor"].notna()]
+    assert len(exploited) > 0, "no record names a PBT donor"
+    assert set(exploited["pbt/donor"]) <= set(rec[S.TRIAL_ID])
+    assert (exploited["pbt/donor"] != exploited[S.TRIAL_ID]).all()
+    assert (exploited["pbt/exploits"] >= 1).all()
+    return rec
