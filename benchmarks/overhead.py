@@ -70,7 +70,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(formatter_class=argparse.ArgumentDefaultsHelpFormatter, description=__doc__)
     ap.add_argument("--config", default="tune_configs/synthetic_population.yaml", help="search config (data, model)")
     ap.add_argument("--epochs", type=int, default=4, help="epochs per run (the first is left out)")
-    ap.add_argument("--repeats", type=int, default=3, help="interleaved plain / Tune pairs")
+    ap.add_argument("--repeats", type=int, default=5, help="interleaved plain / Tune pairs")
     ap.add_argument("--out", default="bench_out", help="Tune storage folder")
     args = ap.parse_args()
     init_ray(None, num_cpus=2, log_to_driver=False)

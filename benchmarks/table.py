@@ -23,6 +23,13 @@ def _load(name: str) -> dict | None:
     return json.loads(f.read_text()) if f.is_file() else None
 
 
+def _when(r: dict) -> str:
+    """When, and how busy the host was (1-minute load average at start and end, on `cpus` cores)."""
+    load = r.get("loadavg_1m_start_end")
+    return f"{_when(r)}, load {load[0]:.1f}/{load[1]:.1f} on {r.get('cpus')} cores" if load else r.get(
+        "measured_at", "?")
+
+
 def _met(v) -> str:
     return "–" if v is None else ("yes" if v else "**no**")
 
@@ -32,17 +39,17 @@ def _rows() -> list[str]:
     if r := _load("codec"):
         rows.append(f"| `codec` | vectorised Gaussian encode vs a per-landmark Python loop | {r['encode_vectorised_ms']:.2f} ms vs "
                     f"{r['encode_loop_ms']:.1f} ms → **{r['encode_speedup']:.1f}×** (max diff {r['max_abs_diff']:.1e}) "
-                    f"| ≥ 20× | {_met(r['encode_goal_met'])} | {r.get('measured_at', '?')} |")
+                    f"| ≥ 20× | {_met(r['encode_goal_met'])} | {_when(r)} |")
         rows.append(f"| `codec` | DARK decode round trip, sigma 1–8 | worst error **{max(r['decode_max_error_px'].values()):.1e} px** "
-                    f"| ≤ 0.05 px | {_met(r['decode_goal_met'])} | {r.get('measured_at', '?')} |")
+                    f"| ≤ 0.05 px | {_met(r['decode_goal_met'])} | {_when(r)} |")
     if r := _load("trainer_throughput"):
         runs = " ; ".join(f"{x['device']}: **{x['images_per_s']:.1f} images/s**" for x in r["runs"])
         rows.append(f"| `trainer_throughput` | full training step (augmentation, targets, U-Net, loss, AdamW), "
-                    f"`{r['config']}`, {r['torch_threads']} torch threads | {runs} | – | – | {r.get('measured_at', '?')} |")
+                    f"`{r['config']}`, {r['torch_threads']} torch threads | {runs} | – | – | {_when(r)} |")
     if r := _load("data_pipeline"):
         rows.append(f"| `data_pipeline` | batching + augmentation alone vs the full training step, {r['threads']} thread | "
                     f"{r['load_images_per_s']:,.0f} vs {r['train_images_per_s']:.1f} images/s → loader **{r['ratio']:.0f}×** "
-                    f"faster | loader never the bottleneck | {_met(r['goal_met'])} | {r.get('measured_at', '?')} |")
+                    f"faster | loader never the bottleneck | {_met(r['goal_met'])} | {_when(r)} |")
     if r := _load("overhead"):
         pr, tr, er = r["plain_range_s"], r["tune_rl_range_s"], r["extra_fraction_range"]
         rows.append(
@@ -51,7 +58,7 @@ def _rows() -> list[str]:
             f"{r['landmarks']} landmarks, {r['epochs']} epochs (first left out) × {r['repeats']} interleaved repeats | "
             f"plain {r['plain_median_s']:.3f} s ({pr[0]:.3f}–{pr[1]:.3f}) vs Tune {r['tune_rl_median_s']:.3f} s "
             f"({tr[0]:.3f}–{tr[1]:.3f}) → **{100 * r['extra_fraction_median']:+.1f} %** median "
-            f"(range {100 * er[0]:+.1f} to {100 * er[1]:+.1f} %) | ≤ +5 % | {_met(r['goal_met'])} | {r.get('measured_at', '?')} |")
+            f"(range {100 * er[0]:+.1f} to {100 * er[1]:+.1f} %) | ≤ +5 % | {_met(r['goal_met'])} | {_when(r)} |")
     for name, label in (("policy_server", "PPO updates running"), ("policy_server_frozen", "updates frozen (`--freeze`)")):
         if r := _load(name):
             parts = [f"{x['trials']}: **{x['policy']['calls_per_s']:,.0f}/s**, p50 {x['policy']['p50_ms']:.0f} ms, "
@@ -61,7 +68,7 @@ def _rows() -> list[str]:
             rows.append(f"| `{name}` | decisions/s and latency of closed-loop simulated trials ({r['landmarks']} landmarks, "
                         f"{r['decisions_per_trial']} decisions each, {label}, {r['updates_during_measurement']} updates "
                         f"while measured) vs a no-op async actor, same payload and concurrency | {'; '.join(parts)} | "
-                        f"≥ 2,000/s at 256, p99 ≤ 20 ms | {_met(judged[0] if judged else None)} | {r.get('measured_at', '?')} |")
+                        f"≥ 2,000/s at 256, p99 ≤ 20 ms | {_met(judged[0] if judged else None)} | {_when(r)} |")
     return rows
 
 
