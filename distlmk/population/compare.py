@@ -24,6 +24,7 @@ benchmarks/results/comparison_synthetic_benchmark.json.
 from __future__ import annotations
 
 import copy
+import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -85,11 +86,13 @@ class Comparison:
             if scheduler:
                 for k, v in scheduler.items():
                     setattr(sc.scheduler, k, v)
-            print(f"[compare] stage {name}: {len(variants)} variants x {len(seeds)} seeds", flush=True)
-            exp_dir = run_search(sc, out_dir=str(self.root), address=self.address, quiet=True)
-            self._drop_policy_server(sc)
-        import json
+            from ray import tune
 
+            partial = self.resume and exp_dir.is_dir() and tune.Tuner.can_restore(str(exp_dir))
+            print(f"[compare] stage {name}: {len(variants)} variants x {len(seeds)} seeds"
+                  + (" (resuming)" if partial else ""), flush=True)
+            exp_dir = run_search(sc, out_dir=str(self.root), address=self.address, resume=partial, quiet=True)
+            self._drop_policy_server(sc)
         stats_path = exp_dir / "policy_stats.json"
         stage = Stage(name, exp_dir, pd.read_parquet(exp_dir / "summary.parquet"),
                       json.loads(stats_path.read_text()) if stats_path.is_file() else {})
@@ -178,6 +181,10 @@ class Comparison:
 
     def run(self) -> dict:
         """Run every stage; returns what `analysis.comparison.write_comparison` reports."""
+        if not self.resume and self.root.exists():  # a fresh comparison never mixes with an old one
+            old = self.root.with_name(f"{self.root.name}.{time.strftime('%Y%m%d-%H%M%S')}")
+            self.root.rename(old)
+            print(f"moved the previous comparison to {old}")
         choice = self.grid()
         curve, final = self.generations(choice, "gen", warm_start=True)
         policies = {"rl": final}
