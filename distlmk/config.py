@@ -69,11 +69,11 @@ class RLControlConfig:
 
 @dataclass
 class SigmaConfig:
-    method: Literal["fixed", "learned", "adaloss", "rl"] = "fixed"
+    method: Literal["fixed", "learned", "learned_anisotropic", "adaloss", "rl"] = "fixed"
     init: float = 3.0  # heatmap pixels (input pixels / model.out_stride)
     min: float = 1.0
     max: float = 8.0
-    # learned (Payer et al.): sigma is a trainable parameter with an L2 regulariser
+    # learned / learned_anisotropic (Payer et al.): sigma (or sigma_x, sigma_y, angle) trainable, L2 regulariser
     learned_lr: float = 0.05
     learned_reg: float = 0.5
     # adaloss (Teixeira et al. 2019): shrink sigma as the loss variance falls
@@ -159,7 +159,7 @@ class FaultConfig:
 class SearchConfig:
     name: str = "population"
     experiment: ExperimentConfig = field(default_factory=ExperimentConfig)
-    methods: list[Literal["fixed", "learned", "adaloss", "rl"]] = field(
+    methods: list[Literal["fixed", "learned", "learned_anisotropic", "adaloss", "rl"]] = field(
         default_factory=lambda: ["fixed", "learned", "adaloss", "rl"]
     )
     fixed_sigmas: list[float] = field(default_factory=lambda: [1.5, 3.0])

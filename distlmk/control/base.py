@@ -53,6 +53,15 @@ class SigmaController:
         """Factor on the peak-1 targets [B, L, H, W]: a scalar or [L, 1, 1] (1 except for `learned`)."""
         return 1.0
 
+    def targets(self, codec, points: torch.Tensor) -> torch.Tensor:
+        """Training targets [B, L, H, W] for `points` [B, L, 2] in heatmap pixels."""
+        sigma = self.sigma(points.device)
+        return codec.encode(points, sigma) * self.target_gain(sigma)
+
+    def cov_values(self) -> np.ndarray | None:
+        """[L, 3] (sigma_x, sigma_y, angle rad) for anisotropic controllers; None when isotropic."""
+        return None
+
     def parameters(self) -> list[torch.nn.Parameter]:
         return []
 

@@ -114,8 +114,7 @@ class Trainer:
             )  # heatmap pixels
             with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp):
                 pred = self.model(x_t)
-            sigma = self.controller.sigma(self.device)
-            target = self.codec.encode(p_t, sigma) * self.controller.target_gain(sigma)
+            target = self.controller.targets(self.codec, p_t)
             per_lm = self.loss_fn(pred.float(), target)
             loss = per_lm.mean() + self.controller.penalty()
             if self.poison_loss:
@@ -178,6 +177,9 @@ class Trainer:
             sigma_used, self.controller.sigma_values(), decision, n_images / max(t_train, 1e-9),
             time.perf_counter() - t0,
         )
+        cov = self.controller.cov_values()
+        if cov is not None:  # learned_anisotropic: (sigma_x, sigma_y, angle rad) after the epoch
+            record["sigma_cov"] = cov.tolist()
         self.history.append(record)
         if self.done:
             self.controller.close(truncated=not self.stopped)
