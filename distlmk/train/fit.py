@@ -7,6 +7,7 @@ from pathlib import Path
 
 from distlmk.atomic import atomic_write_json
 from distlmk.config import ExperimentConfig, to_dict
+from distlmk.infer.model import META_FILE
 from distlmk.train.checkpoint import load_checkpoint, save_checkpoint
 from distlmk.train.trainer import Trainer
 
@@ -35,7 +36,9 @@ def fit(cfg: ExperimentConfig, out_dir: str | Path, resume: bool = False, log=pr
             f"{rec['images_per_s']:.0f} img/s"
         )
         if trainer.epoch % cfg.train.checkpoint_every == 0 or trainer.done:
-            save_checkpoint(trainer.state_dict(), out / CHECKPOINT)
+            state = trainer.state_dict()
+            save_checkpoint(state, out / CHECKPOINT)
+            atomic_write_json(out / META_FILE, state["meta"])  # what `distlmk predict` reads
         atomic_write_json(out / "history.json", trainer.history)
     metrics = trainer.test_metrics()
     ips = [r["images_per_s"] for r in trainer.history]

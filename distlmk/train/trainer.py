@@ -21,9 +21,9 @@ from distlmk.data.transforms import (
     PreparedSplit,
     iterate_batches,
     prepare_split,
-    to_original,
 )
 from distlmk.heatmap import GaussianHeatmapCodec
+from distlmk.infer.core import predict_points
 from distlmk.model import build_model, heatmap_size, resolve_device
 from distlmk.train.losses import LOSSES
 from distlmk.train.metrics import mean_position_baseline, radial_errors_mm, summarize
@@ -134,20 +134,21 @@ class Trainer:
         self.scheduler.step()
         return (total / max(n_batches, 1)).cpu().numpy().astype(np.float64), n_images
 
-    @torch.no_grad()
     def predict(self, split: str) -> np.ndarray:
-        """Predicted landmarks of a split in original image pixels [N, L, 2]."""
-        self.model.eval()
+        """Predicted landmarks of a split in original image pixels [N, L, 2] (the path
+        `distlmk predict` uses too: `distlmk.infer.core.predict_points`)."""
         data = self.splits[split]
-        out = np.empty_like(data.orig_points)
-        for x, _, idx in iterate_batches(data, max(16, self.cfg.train.batch_size)):
-            with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp):
-                hm = self.model(self._to_device(x)[:, None])
-            pts, _ = self.codec.decode(hm)
-            out[idx] = to_original(
-                pts.cpu().numpy().astype(np.float64), data.scale[idx] * self.stride
-            )
-        return out
+        pts, _ = predict_points(
+            self.model, self.codec, data.images, data.scale, self.stride, self.device, self.amp,
+            max(16, self.cfg.train.batch_size),
+        )
+        return pts
+
+    def model_meta(self) -> dict:
+        """What `distlmk predict` needs to use this model without the config (model.json)."""
+        from distlmk.infer.model import build_meta
+
+        return build_meta(self.cfg, self.dataset, self.controller)
 
     def evaluate(self, split: str) -> dict:
         data = self.splits[split]
@@ -220,6 +221,7 @@ class Trainer:
             "scaler": self.scaler.state_dict(),
             "controller": self.controller.state_dict(),
             "history": self.history,
+            "meta": self.model_meta(),  # read by distlmk predict/export; ignored on resume
         }
 
     def load_state_dict(self, state: dict) -> None:
