@@ -173,24 +173,35 @@ def _splits(
     return out
 
 
-def write_folder(ds: LandmarkDataset, out: str | Path) -> Path:
-    """Write a dataset in the generic folder format (PNG images, landmarks.csv, meta.yaml)."""
+def write_folder(ds: LandmarkDataset, out: str | Path, only_splits: list[str] | None = None) -> Path:
+    """Write a dataset in the generic folder format (PNG images, landmarks.csv, meta.yaml).
+
+    only_splits: write just these splits' images (meta.yaml then has no splits: such a
+    folder is for `distlmk predict --truth`, not for training)."""
     import cv2
 
     out = Path(out)
     (out / "images").mkdir(parents=True, exist_ok=True)
+    if only_splits:
+        unknown = sorted(set(only_splits) - set(ds.splits))
+        if unknown:
+            raise DataError(f"--split {unknown}: not a split of {ds.name} (splits: {sorted(ds.splits)})")
+        keep = sorted({int(i) for s in only_splits for i in ds.splits[s]})
+    else:
+        keep = range(len(ds.images))
     rows = ["image,landmark,x,y"]
-    names = []
-    for i, img in enumerate(ds.images):
+    names = {}
+    for i in keep:
         name = f"{ds.image_ids[i]}.png"
-        cv2.imwrite(str(out / "images" / name), img)
-        names.append(name)
+        cv2.imwrite(str(out / "images" / name), ds.images[i])
+        names[i] = name
         rows += [f"{name},{k},{x:.3f},{y:.3f}" for k, (x, y) in enumerate(ds.landmarks[i])]
     (out / "landmarks.csv").write_text("\n".join(rows) + "\n")
     meta = {
         "spacing_mm": float(ds.spacing_mm[0]),
         "landmark_names": list(ds.landmark_names),
-        "splits": {s: [names[i] for i in idx] for s, idx in ds.splits.items()},
     }
+    if not only_splits:
+        meta["splits"] = {s: [names[int(i)] for i in idx] for s, idx in ds.splits.items()}
     (out / "meta.yaml").write_text(yaml.safe_dump(meta, sort_keys=False))
     return out

@@ -9,7 +9,6 @@ import cv2
 import numpy as np
 
 from distlmk.data.dataset import DataError
-
 from distlmk.data.dicom import DICOM_SUFFIXES, is_dicom_file, read_dicom
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", *DICOM_SUFFIXES)
