@@ -11,7 +11,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-COLORS = {"fixed": "tab:blue", "learned": "tab:orange", "adaloss": "tab:green", "rl": "tab:red"}
+COLORS = {"fixed": "tab:blue", "learned": "tab:orange", "learned_anisotropic": "tab:brown", "adaloss": "tab:green",
+          "rl": "tab:red"}
 
 
 def _save(fig, path: Path) -> Path:

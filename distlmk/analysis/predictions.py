@@ -121,3 +121,22 @@ def prediction_section(records: pd.DataFrame, summary: pd.DataFrame, search_cfg:
             if grid is not None:
                 figs[f"Test predictions: best, median, worst image per method ({split})"] = grid
     return figs, lines
+
+
+COV_COLUMNS = ("sigma/cov", "sigma_cov")
+
+
+def covariance_figure(records: pd.DataFrame, path: Path, names: list[str] | None = None,
+                      max_trials: int = 4) -> Path | None:
+    """Ellipses and sx/sy/angle curves of the learned_anisotropic trials (records' sigma/cov)."""
+    col = next((c for c in COV_COLUMNS if c in records), None)
+    if col is None:
+        return None
+    covs = {}
+    for tid, g in records[records[col].notna()].sort_values("epoch").groupby("trial_id"):
+        arr = _array(list(g[col]))
+        if arr is not None and arr.ndim == 3:
+            covs[f"{g['variant'].iloc[0]} seed {int(g['seed'].iloc[0])} ({str(tid)[-5:]})"] = arr
+        if len(covs) >= max_trials:
+            break
+    return pictures.sigma_covariances(covs, path, names) if covs else None

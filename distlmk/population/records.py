@@ -65,12 +65,16 @@ _KEEP = (
 def record_from_result(trial_id: str, result: dict) -> dict:
     row = {"trial_id": trial_id, "iteration": int(result["training_iteration"])}
     row.update({k: result.get(k) for k in _KEEP})
+    row.update({k: v for k, v in result.items() if k == "sigma/cov" or k.startswith("test/")})
     return row
 
 
 def write_parquet(rows: list[dict], path: Path) -> Path:
+    keys = list(dict.fromkeys(k for r in rows for k in r))  # from_pylist alone keeps the first row's keys
     table = (
-        pa.Table.from_pylist(rows) if rows else pa.table({"trial_id": pa.array([], pa.string())})
+        pa.Table.from_pylist([{k: r.get(k) for k in keys} for r in rows])
+        if rows
+        else pa.table({"trial_id": pa.array([], pa.string())})
     )
     return atomic_write(path, lambda tmp: pq.write_table(table, tmp))
 

@@ -54,6 +54,8 @@ def flatten_record(rec: dict) -> dict:
         "policy_latencies_ms": rec.get("policy_latencies_ms"),
     }
     out.update({f"sdr_{k.replace('.', '_')}": v for k, v in rec["val_sdr"].items()})
+    if rec.get("sigma_cov") is not None:
+        out["sigma/cov"] = rec["sigma_cov"]
     return out
 
 
@@ -65,6 +67,11 @@ def flatten_test(metrics: dict) -> dict:
     out.update({f"test_sdr_{k.replace('.', '_')}": v for k, v in metrics["sdr"].items()})
     if metrics.get("baseline_mean_mre_mm") is not None:
         out["baseline_mean_mre_mm"] = metrics["baseline_mean_mre_mm"]
+    splits = metrics.get("splits") or {metrics.get("test_split") or "test": metrics}
+    for split, m in splits.items():
+        for key in ("errors_mm", "pred_px"):
+            if key in m:
+                out[f"test/{split}/{key}"] = m[key]
     return out
 
 

@@ -150,10 +150,16 @@ class Trainer:
 
         return build_meta(self.cfg, self.dataset, self.controller)
 
-    def evaluate(self, split: str) -> dict:
+    def evaluate(self, split: str, per_image: bool = False) -> dict:
+        """MRE/SDR of a split; per_image adds errors_mm [N, L] and pred_px [N, L, 2] (original pixels)."""
         data = self.splits[split]
-        errors = radial_errors_mm(self.predict(split), data.orig_points, data.spacing_mm)
-        return summarize(errors)
+        pred = self.predict(split)
+        errors = radial_errors_mm(pred, data.orig_points, data.spacing_mm)
+        out = summarize(errors)
+        if per_image:
+            out["errors_mm"] = errors.tolist()
+            out["pred_px"] = pred.tolist()
+        return out
 
     def run_epoch(self) -> dict:
         """Train one epoch, validate, let the controller decide; returns the epoch's record."""
@@ -189,7 +195,7 @@ class Trainer:
     def test_metrics(self) -> dict:
         """Metrics on every test split; the first test split's figures are also top-level."""
         tests = self.dataset.test_splits
-        per = {s: self.evaluate(s) for s in tests}
+        per = {s: self.evaluate(s, per_image=True) for s in tests}
         out = dict(per[tests[0]]) if tests else {}
         out["test_split"] = tests[0] if tests else None
         if len(tests) > 1:
