@@ -47,10 +47,13 @@ def trial_dirs(exp_dir: Path) -> dict[str, Path]:
 
 
 def _jsonable(v):
-    if isinstance(v, np.ndarray):
-        return v.tolist()
+    """Parquet values (nested object arrays, numpy scalars, NaN) -> JSON-ready Python."""
+    if isinstance(v, np.ndarray | list | tuple):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, dict):
+        return {k: _jsonable(x) for k, x in v.items()}
     if isinstance(v, np.generic):
-        return v.item()
+        v = v.item()
     if isinstance(v, float) and not math.isfinite(v):
         return None
     return v
@@ -93,7 +96,11 @@ def export_best(exp_dir: str | Path, out_dir: str | Path, by: str = "val") -> di
     except ModelLoadError as e:
         raise ModelLoadError(f"trial {chosen['trial_id']}: {e}") from None
     final = finals[chosen["trial_id"]]
-    test = {k: _jsonable(v) for k, v in final.items() if k.startswith("test") and v is not None}
+    test = {
+        k: _jsonable(v)
+        for k, v in final.items()
+        if k.startswith("test") and v is not None and not k.endswith(("/errors_mm", "/pred_px"))
+    }
     info = {
         "experiment": str(exp_dir),
         "selected_by": "lowest final validation MRE (mm) among finished trials",
