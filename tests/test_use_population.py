@@ -2,6 +2,7 @@
 trial on validation, predict with the export, and analyze's prediction pictures."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -62,6 +63,14 @@ def test_export_picks_the_best_on_validation_and_predict_loads_it(population, tm
                  "--truth", str(synth / "landmarks.csv")]) == 0
     ev = json.loads((pred / "evaluation.json").read_text())
     assert ev["mre_mm"] == pytest.approx(info["test_mre_mm"], abs=0.01)
+    # the trial's own checkpoint folder (and its trial folder) load the same model
+    from distlmk.infer.model import load_model
+
+    ckpt = Path(info["checkpoint"])
+    img = np.full((128, 112), 70, np.uint8)
+    ref = load_model(out, "cpu").predict([img])[0]
+    for path in (ckpt.parent, ckpt, ckpt.parent.parent):
+        np.testing.assert_allclose(load_model(path, "cpu").predict([img])[0], ref)
     with pytest.raises(SystemExit):  # selection on test is refused
         main(["export", str(exp), "--by", "test", "--out", str(out)])
 

@@ -70,6 +70,9 @@ def export_best(exp_dir: str | Path, out_dir: str | Path, by: str = "val") -> di
     if by != "val":
         raise ValueError("--by: only 'val' (selection on the test set would bias its figures)")
     exp_dir = Path(exp_dir).resolve()
+    search_cfg = exp_dir / "search_config.json"
+    if search_cfg.is_file() and json.loads(search_cfg.read_text()).get("simulated"):
+        raise FileNotFoundError(f"{exp_dir}: a simulated (cost-model) experiment has no network to export")
     records = load_records(exp_dir)
     summary = summarize_trials(records, load_errors(exp_dir))
     finals = _final_rows(records)

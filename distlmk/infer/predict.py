@@ -162,6 +162,8 @@ def predict_images(
             w = csv.writer(fh)
             w.writerow(["image", "reason"])
             w.writerows(res.failed)
+    if gt and not errors_px:
+        warn(f"--truth {truth}: none of its images matched the predicted ones by file name")
     if errors_px:
         res.evaluation = _evaluation(np.stack(errors_px), np.stack(errors_mm), names)
         (out / "evaluation.json").write_text(json.dumps(res.evaluation, indent=2) + "\n")
