@@ -100,3 +100,11 @@ def test_learned_anisotropic_trains_its_covariance_and_round_trips():
         reg.penalty().backward()
         opt.step()
     assert np.all(reg.cov_values()[:, :2] < 3.0)
+
+
+def test_learned_anisotropic_reports_the_long_axis_first():
+    c = make_controller(SigmaConfig(method="learned_anisotropic", init=2.0), 2)
+    with torch.no_grad():
+        c.log_sigma_xy.copy_(torch.log(torch.tensor([[1.0, 3.0], [3.0, 1.0]])))
+        c.angle.copy_(torch.tensor([0.2, -0.3]))
+    np.testing.assert_allclose(c.cov_values(), [[3.0, 1.0, np.pi / 2 + 0.2], [3.0, 1.0, np.pi - 0.3]], rtol=1e-6)

@@ -10,7 +10,10 @@ when sigma_x = sigma_y. For a fixed area it is smallest for a round Gaussian, so
 landmark only grows elongated where its fit error is itself elongated (along a contour).
 
 `sigma()` is the equal-area isotropic width sqrt(sigma_x sigma_y) (what records call
-sigma); `cov_values()` gives [L, 3] = (sigma_x, sigma_y, angle in radians, in [0, pi)).
+sigma); `cov_values()` gives [L, 3] = (sigma_x, sigma_y, angle) in heatmap pixels and
+radians, canonical: sigma_x >= sigma_y and angle in [0, pi) is the long axis's direction
+from the image x axis towards +y (y points down). On the synthetic set it recovers each
+landmark's annotation-noise direction (e.g. gonion's 45 degrees, the lips' vertical axis).
 """
 
 from __future__ import annotations
@@ -44,7 +47,11 @@ class LearnedAnisotropicSigma(SigmaController):
         return self._sxy().prod(dim=1).sqrt().to(device)
 
     def cov_values(self) -> np.ndarray:
+        """[L, 3] canonical: sigma_x >= sigma_y (the long axis first), angle of the long axis in [0, pi)."""
         c = self.cov().detach().cpu().numpy().astype(np.float64)
+        swap = c[:, 0] < c[:, 1]
+        c[swap, 0], c[swap, 1] = c[swap, 1], c[swap, 0].copy()
+        c[swap, 2] += math.pi / 2
         c[:, 2] = np.mod(c[:, 2], math.pi)
         return c
 

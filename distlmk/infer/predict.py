@@ -49,6 +49,10 @@ def list_images(inputs: list[str | Path]) -> tuple[list[Path], list[tuple[str, s
     files, missing = [], []
     for item in inputs:
         p = Path(item)
+        if p.is_dir() and (p / "images").is_dir() and not any(
+            f.suffix.lower() in IMAGE_SUFFIXES for f in p.iterdir()
+        ):
+            p = p / "images"  # a folder-format dataset root
         if p.is_dir():
             files += sorted(
                 f for f in p.iterdir() if f.is_file() and (f.suffix.lower() in IMAGE_SUFFIXES or is_dicom_file(f))
