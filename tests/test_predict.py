@@ -126,3 +126,14 @@ def test_unreadable_images_are_named_and_the_rest_predicted(trained, tmp_path, c
 def test_resize_path_is_shared():
     imgs, scale = resize_to_input([np.zeros((100, 80), np.uint8)], (50, 40))
     assert imgs.shape == (1, 50, 40) and np.allclose(scale, [[2.0, 2.0]])
+
+
+def test_device_cuda_without_gpu_is_a_clear_error(trained, tmp_path, capsys):
+    import torch
+
+    model, data = trained
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    assert main(["predict", "--model", str(model), "--images", str(data), "--device", "cuda",
+                 "--out", str(tmp_path / "o")]) == 2
+    assert "--device is 'cuda' but no CUDA device" in capsys.readouterr().err
