@@ -19,8 +19,8 @@ import ray
 
 from benchmarks.common import write_result
 from distlmk.config import PolicyConfig
-from distlmk.policy.protocol import OBS_DIM, StepRequest
 from distlmk.policy.server import start_policy_server
+from distlmk.protocol import OBS_DIM, StepRequest
 
 
 @ray.remote(num_cpus=0)

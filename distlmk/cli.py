@@ -61,6 +61,19 @@ def _cmd_search(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from distlmk.analysis.comparison import write_comparison
+    from distlmk.config import CompareConfig
+    from distlmk.population.compare import run_compare
+
+    cfg = load_yaml(args.config, CompareConfig)
+    result = run_compare(cfg, out_dir=args.out or "results", address=args.address, resume=args.resume)
+    report = write_comparison(result)
+    print(report.read_text())
+    print(f"wrote {report} and {report.with_name('comparison.json')}")
+    return 0
+
+
 def _cmd_ablate(args: argparse.Namespace) -> int:
     from distlmk.config import AblationConfig
     from distlmk.population.ablation import run_ablation
@@ -98,9 +111,10 @@ def _cmd_export(args: argparse.Namespace) -> int:
     from distlmk.infer.export import export_best
 
     info = export_best(args.experiment_dir, args.out, by=args.by)
+    test = "no test metrics" if info["test_mre_mm"] is None else f"{info['test_split']} MRE {info['test_mre_mm']:.3f} mm"
     print(
         f"exported trial {info['trial_id']} ({info['variant']}, seed {info['seed']}; val MRE "
-        f"{info['val_mre_mm']:.3f} mm, test MRE {info['test_mre_mm']:.3f} mm) -> {args.out}"
+        f"{info['val_mre_mm']:.3f} mm, {test}) -> {args.out}"
     )
     return 0
 
@@ -177,6 +191,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--freeze-policy", action="store_true", help="act with the policy, never update it"
     )
     r.set_defaults(func=_cmd_search)
+
+    cp = sub.add_parser("compare", help="the honest comparison: grid and policy generations on training seeds, "
+                        "every method on held-out seeds with the frozen policy; writes comparison.json")
+    cp.add_argument("--config", required=True, help="a compare config, e.g. tune_configs/synthetic_benchmark.yaml")
+    cp.add_argument("--out", help="output folder (default ./results); results go to OUT/<name>/")
+    cp.add_argument("--address", help="Ray cluster address (auto, ray://...); default: embedded local Ray")
+    cp.add_argument("--resume", action="store_true", help="reuse the stages an interrupted compare finished")
+    cp.set_defaults(func=_cmd_compare)
 
     ab = sub.add_parser("ablate", help="scaling ablation: simulated populations of several sizes")
     ab.add_argument("--config", required=True)

@@ -42,6 +42,11 @@ class DataConfig:
     num_test: int = 60
     synth_seed: int = 0
     synth_size: tuple[int, int] = (320, 256)  # (H, W) of generated images
+    # mm per generated pixel; None keeps a 240 x 192 mm field. With synth_noise_scale it sets how
+    # ambiguous landmarks are in heatmap pixels (see tune_configs/synthetic_benchmark.yaml)
+    synth_spacing_mm: float | None = None
+    synth_noise_scale: float = 1.0  # multiplies each landmark's simulated annotation noise (mm)
+    synth_eval_truth: bool = False  # val/test labels = exact positions (train labels stay one noisy observer)
     # isbi2015 / folder
     ground_truth: Literal["senior", "junior", "mean"] = "mean"
     val_fraction: float = 0.15
@@ -59,18 +64,26 @@ class ModelConfig:
 class RLControlConfig:
     """How a trial talks to the central policy (the policy's own settings are in PolicyConfig)."""
 
-    server_name: str = "distlmk_policy"
+    server_name: str = "distlmk_policy"  # named Ray actor of the central policy
     step_factor: float = 1.25  # multiplicative sigma step per lower/raise action
     decision_interval: int = 1  # epochs between decisions
     timeout_s: float = 10.0  # keep current sigmas when the policy is slower than this
+    allow_stop: bool = True  # honour the policy's trial stop / landmark end actions
     min_progress_to_stop: float = 0.3  # stop / end actions are honoured only after this progress
     epoch_cost: float = 0.01  # reward cost per epoch spent (trial row)
+    reward_scale: float = 10.0  # landmark reward = reward_scale * log(previous err / err)
+    # population context [L]: each landmark's best sigma found by the population (e.g. the
+    # per-landmark choice of a sigma grid on validation); empty: the trial's starting sigma
+    reference: list[float] = field(default_factory=list)
 
 
 @dataclass
 class SigmaConfig:
-    method: Literal["fixed", "learned", "learned_anisotropic", "adaloss", "rl"] = "fixed"
+    method: Literal["fixed", "schedule", "learned", "learned_anisotropic", "adaloss", "rl"] = "fixed"
     init: float = 3.0  # heatmap pixels (input pixels / model.out_stride)
+    # per-landmark starting sigmas [L] (heatmap pixels); empty: `init` for every landmark. With
+    # method fixed this is the per_landmark_static baseline (each landmark's sigma chosen on validation)
+    per_landmark: list[float] = field(default_factory=list)
     min: float = 1.0
     max: float = 8.0
     # learned / learned_anisotropic (Payer et al.): sigma (or sigma_x, sigma_y, angle) trainable, L2 regulariser
@@ -79,6 +92,10 @@ class SigmaConfig:
     # adaloss (Teixeira et al. 2019): shrink sigma as the loss variance falls
     adaloss_window: int = 3
     adaloss_shrink: float = 0.85
+    # schedule: coarse-to-fine curriculum from schedule_start to schedule_end (heatmap pixels)
+    schedule_start: float = 4.0
+    schedule_end: float = 1.0
+    schedule_shape: Literal["linear", "cosine", "geometric"] = "cosine"
     rl: RLControlConfig = field(default_factory=RLControlConfig)
 
 
@@ -94,6 +111,9 @@ class TrainConfig:
     amp: bool = True  # mixed precision when on CUDA
     torch_threads: int = 0  # 0: leave torch's default
     checkpoint_every: int = 1
+    # evaluate the test split(s) when the trial ends; off for runs whose results choose something
+    # (a sigma grid, policy-training generations): choices use validation, test is read once at the end
+    evaluate_test: bool = True
 
 
 @dataclass
@@ -126,6 +146,10 @@ class PolicyConfig:
     freeze: bool = False  # act only, never update (transfer)
     explore: bool = True  # sample actions (False: greedy)
     pretrain_rounds: int = 0  # warm start: PPO rounds on the simulated cost model before serving
+    pretrain_trials: int = 32  # simulated trials per warm-start round
+    pretrain_landmarks: int = 8  # landmarks per simulated trial (the policy is landmark-count free)
+    pretrain_epochs: int = 12  # epoch budget of a simulated trial
+    pretrain_batch_rows: int = 1024  # row transitions per PPO update during the warm start
 
 
 @dataclass
@@ -140,7 +164,10 @@ class SchedulerConfig:
     grace_period: int = 3  # asha
     reduction_factor: int = 2  # asha
     perturbation_interval: int = 4  # pbt
+    pbt_mutate: Literal["lr", "sigma"] = "lr"  # pbt mutates train.lr, or sigma (a global scale and per-landmark factors)
     lr_range: tuple[float, float] = (5e-4, 5e-3)  # pbt mutates train.lr in this range
+    sigma_scale_range: tuple[float, float] = (0.5, 2.0)  # pbt sigma: global factor on sigma.init
+    sigma_factor_range: tuple[float, float] = (0.7, 1.4)  # pbt sigma: per-landmark factor
 
 
 @dataclass
@@ -155,13 +182,28 @@ class FaultConfig:
     trials: list[int] = field(default_factory=list)  # indices in the trial grid; empty = every trial
 
 
+METHODS = ("fixed", "schedule", "learned", "learned_anisotropic", "adaloss", "rl")
+
+
+@dataclass
+class VariantConfig:
+    """A named method setting run for every seed, beside the `methods` grid (e.g. the
+    per_landmark_static baseline: method fixed with sigma.per_landmark set)."""
+
+    name: str = "variant"  # its label in records and reports
+    method: Literal["fixed", "schedule", "learned", "learned_anisotropic", "adaloss", "rl"] = "fixed"
+    sigma: dict[str, Any] = field(default_factory=dict)  # overrides of experiment.sigma for this variant
+    replicas: int = 1  # trials per seed (rl: several clients of the one policy)
+
+
 @dataclass
 class SearchConfig:
     name: str = "population"
     experiment: ExperimentConfig = field(default_factory=ExperimentConfig)
-    methods: list[Literal["fixed", "learned", "learned_anisotropic", "adaloss", "rl"]] = field(
+    methods: list[Literal["fixed", "schedule", "learned", "learned_anisotropic", "adaloss", "rl"]] = field(
         default_factory=lambda: ["fixed", "learned", "adaloss", "rl"]
     )
+    variants: list[VariantConfig] = field(default_factory=list)  # named settings run beside `methods`
     fixed_sigmas: list[float] = field(default_factory=lambda: [1.5, 3.0])
     seeds: list[int] = field(default_factory=lambda: [0, 1])
     rl_trials_per_seed: int = 1
@@ -175,6 +217,42 @@ class SearchConfig:
     simulated_epoch_seconds: float = 0.0  # compute stand-in per simulated epoch
     simulated_pack: int = 1  # simulated trials per Tune trial process (1,024 clients on one machine)
     faults: list[FaultConfig] = field(default_factory=list)  # fault injection (tests, chaos drills)
+
+
+@dataclass
+class ScheduleSpec:
+    """One coarse-to-fine candidate of the schedule baseline (heatmap pixels)."""
+
+    start: float = 4.0
+    end: float = 1.0
+    shape: Literal["linear", "cosine", "geometric"] = "cosine"
+
+
+@dataclass
+class CompareConfig:
+    """`distlmk compare`: the honest comparison. (a) a sigma grid and schedules on the training
+    seeds choose best fixed sigma, per-landmark sigma and schedule on validation; (b) waves of
+    rl trials on the training seeds train the central policy, generation after generation;
+    (c) every method runs on held-out seeds with the policy frozen, and the test split is read
+    once, at the end, for paired deltas with bootstrap CIs."""
+
+    name: str = "benchmark"
+    base: SearchConfig = field(default_factory=SearchConfig)  # experiment, resources, policy of every stage
+    grid_sigmas: list[float] = field(default_factory=lambda: [1.0, 1.5, 2.5, 4.0, 6.0])  # fixed-sigma grid
+    schedules: list[ScheduleSpec] = field(default_factory=lambda: [ScheduleSpec()])  # schedule candidates
+    train_seeds: list[int] = field(default_factory=lambda: [0, 1])  # grid and policy training
+    heldout_seeds: list[int] = field(default_factory=lambda: [100, 101, 102])  # final evaluation only
+    generations: int = 3  # waves of rl trials that train the policy before it is frozen
+    rl_replicas: int = 2  # rl trials per training seed and generation
+    # where rl trials start: each landmark at its per-landmark (grid) sigma, or all at the best fixed sigma
+    rl_start: Literal["reference", "best_fixed"] = "reference"
+    cold_start_ablation: bool = True  # also train a policy without the simulator warm start
+    pbt_population: int = 4  # PBT members per held-out seed (sigma scale + per-landmark factors)
+    pbt_perturbation_interval: int = 4  # epochs between PBT exploits
+    baselines: list[Literal["learned", "learned_anisotropic", "adaloss", "pbt"]] = field(
+        default_factory=lambda: ["learned", "adaloss", "pbt"])
+    rl_stop_variant: bool = True  # also evaluate the frozen policy with its stop action allowed
+    bootstrap_reps: int = 2000  # resamples for the 95 % CIs
 
 
 def _type_name(tp: Any) -> str:
@@ -206,6 +284,10 @@ def _convert(value: Any, tp: Any, where: str) -> Any:
             choices = ", ".join(repr(a) for a in args)
             raise ConfigError(f"{where}: {value!r} is not one of {choices}")
         return value
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+        return dict(value)
     if origin in (list, tuple):
         if not isinstance(value, list | tuple):
             raise ConfigError(f"{where}: expected a list, got {value!r}")

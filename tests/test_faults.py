@@ -36,7 +36,7 @@ def check_records_complete(exp: Path, epochs: int) -> pd.DataFrame:
     assert not rec.duplicated(["trial_id", "iteration"]).any()
     for tid, g in rec.groupby("trial_id"):
         assert sorted(g["iteration"]) == list(range(1, len(g) + 1)), f"gap in {tid}"
-        assert g["epoch"].max() == epochs or g["stopped"].any(), tid
+        assert g["epoch"].max() == epochs or g["rl/stopped"].any(), tid
     return rec
 
 

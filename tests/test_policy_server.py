@@ -8,8 +8,8 @@ import pytest
 import ray
 
 from distlmk.config import PolicyConfig, SigmaConfig
-from distlmk.policy.protocol import OBS_DIM, StepRequest
 from distlmk.policy.server import start_policy_server
+from distlmk.protocol import OBS_DIM, StepRequest
 
 
 def request(tid, n_rows=4, rewards=None, truncated=False, seed=0):

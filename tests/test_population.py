@@ -58,12 +58,12 @@ def test_simulated_population_end_to_end_with_failures(ray_session, tmp_path):
     for m in ("fixed", "learned", "adaloss", "rl"):
         assert f"| {m} |" in report
     rl = rec[rec["method"] == "rl"]
-    sig = np.stack(rl["sigma_next"].to_numpy())
+    sig = np.stack(rl["sigma/next"].to_numpy())
     assert sig.std(axis=1).max() > 0  # landmarks differ
     assert (
-        np.abs(np.stack(rl["sigma_next"]) - cfg.experiment.sigma.init).max() > 0
+        np.abs(np.stack(rl["sigma/next"]) - cfg.experiment.sigma.init).max() > 0
     )  # sigmas changed
-    assert rl["reward"].notna().sum() > 0
+    assert rl["rl/reward"].notna().sum() > 0
     stats = json.loads((exp / "policy_stats.json").read_text())
     assert stats["updates"] >= 1 and stats["decisions"] > 0
     assert (exp / "policy" / "latest").is_dir()

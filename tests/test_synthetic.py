@@ -44,7 +44,7 @@ def test_landmarks_inside_images_and_varied():
 
 def test_cache_round_trip_and_other_landmark_counts(tmp_path):
     spec = SyntheticSpec(num_images=3, num_landmarks=25, seed=2, size=(128, 112))
-    imgs, lms, names = load_or_generate(spec, str(tmp_path))
+    imgs, lms, true, names = load_or_generate(spec, str(tmp_path))
     again = load_or_generate(spec, str(tmp_path))
     assert len(list(tmp_path.glob("*.npz"))) == 1
     assert np.array_equal(imgs, again[0]) and lms.shape == (3, 25, 2) and len(names) == 25
@@ -53,3 +53,18 @@ def test_cache_round_trip_and_other_landmark_counts(tmp_path):
     )
     assert ds.num_landmarks == 7 and [len(v) for v in ds.splits.values()] == [4, 2, 3]
     assert ds.landmark_names == [t[0] for t in LANDMARKS[:7]]
+
+
+def test_benchmark_knobs_scale_noise_and_evaluate_on_truth(tmp_path):
+    """noise_scale multiplies the observer's noise; eval_truth puts exact positions on val/test only."""
+    base = SyntheticSpec(num_images=40, seed=5, size=(160, 128), spacing_mm=0.3)
+    _, ann1, true1, _ = generate(base)
+    _, ann3, true3, _ = generate(SyntheticSpec(num_images=40, seed=5, size=(160, 128), spacing_mm=0.3, noise_scale=3.0))
+    np.testing.assert_array_equal(true1, true3)
+    np.testing.assert_allclose(ann3 - true3, 3.0 * (ann1 - true1), rtol=1e-9, atol=1e-9)
+    ds = synthetic_dataset(20, 10, 10, seed=5, size=(160, 128), cache_root=str(tmp_path), spacing_mm=0.3,
+                           noise_scale=3.0, eval_truth=True)
+    _, ann, true, _ = load_or_generate(SyntheticSpec(40, 19, 5, (160, 128), 0.3, 3.0), str(tmp_path))
+    np.testing.assert_array_equal(ds.landmarks[:20], ann[:20])  # training labels: the noisy observer
+    np.testing.assert_array_equal(ds.landmarks[20:], true[20:])  # val/test: exact positions
+    assert ds.spacing_mm[0] == 0.3

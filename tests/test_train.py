@@ -13,7 +13,7 @@ def test_short_training_loss_falls_and_metrics_contract(tiny_experiment, tmp_pat
     tiny_experiment.train.epochs = 4
     m = fit(tiny_experiment, tmp_path, log=lambda *_: None)
     hist = json.loads((tmp_path / "history.json").read_text())
-    losses = [h["train_loss"] for h in hist]
+    losses = [h["train/loss"] for h in hist]
     assert losses[-1] < 0.7 * losses[0]
     saved = json.loads((tmp_path / "metrics.json").read_text())
     for key in (
@@ -30,7 +30,10 @@ def test_short_training_loss_falls_and_metrics_contract(tiny_experiment, tmp_pat
     assert set(saved["sdr"]) == {"2.0", "2.5", "3.0", "4.0"}
     assert len(saved["per_landmark_mre_mm"]) == len(saved["sigma"]) == 19
     assert saved["epochs"] == 4 and saved["method"] == "fixed" and saved["device"] == "cpu"
-    assert m["mre_mm"] == saved["mre_mm"]
+    assert m["mre_mm"] == saved["mre_mm"] == saved["test/test/mre_mm"]
+    errors = np.asarray(saved["test/test/errors_mm"])  # [N test images, L]
+    assert errors.shape == (8, 19) and errors.mean() == pytest.approx(saved["mre_mm"], abs=1e-3)
+    assert saved["val/mre_mm"] == hist[-1]["val/mre_mm"]
 
 
 @pytest.mark.parametrize("method", ["learned", "learned_anisotropic", "adaloss"])
@@ -42,9 +45,9 @@ def test_methods_train(tiny_experiment, method):
     while not tr.done:
         tr.run_epoch()
     assert tr.history[-1]["method"] == method
-    assert np.isfinite(tr.history[-1]["val_mre_mm"])
+    assert np.isfinite(tr.history[-1]["val/mre_mm"])
     if method == "learned_anisotropic":
-        assert np.asarray(tr.history[-1]["sigma_cov"]).shape == (19, 3)
+        assert np.asarray(tr.history[-1]["sigma/cov"]).shape == (19, 3)
 
 
 def test_resume_from_checkpoint_continues_exactly(tiny_experiment, tmp_path):
@@ -57,8 +60,8 @@ def test_resume_from_checkpoint_continues_exactly(tiny_experiment, tmp_path):
     b.load_state_dict(load_checkpoint(tmp_path / "ck.pt"))
     assert b.epoch == 1
     b.run_epoch()
-    assert b.history[-1]["train_loss"] == pytest.approx(a.history[-1]["train_loss"], rel=1e-4)
-    assert b.history[-1]["val_mre_mm"] == pytest.approx(a.history[-1]["val_mre_mm"], rel=1e-3)
+    assert b.history[-1]["train/loss"] == pytest.approx(a.history[-1]["train/loss"], rel=1e-4)
+    assert b.history[-1]["val/mre_mm"] == pytest.approx(a.history[-1]["val/mre_mm"], rel=1e-3)
 
 
 def test_cli_train_resume_and_bad_config(tiny_experiment, tmp_path, capsys):
@@ -81,3 +84,15 @@ def test_cli_train_resume_and_bad_config(tiny_experiment, tmp_path, capsys):
     p.write_text("train:\n  lr: fast\n")
     assert main(["train", "--config", str(p)]) == 2
     assert "train.lr: expected a number" in capsys.readouterr().err
+
+
+def test_schedule_goes_coarse_to_fine(tiny_experiment):
+    """The schedule baseline starts at schedule_start and reaches schedule_end in the last epoch."""
+    tiny_experiment.sigma.method = "schedule"
+    tiny_experiment.sigma.schedule_start, tiny_experiment.sigma.schedule_end = 4.0, 1.0
+    tiny_experiment.train.epochs = 3
+    tr = Trainer(tiny_experiment)
+    while not tr.done:
+        tr.run_epoch()
+    used = [h["sigma/used"][0] for h in tr.history]
+    assert used[0] == pytest.approx(4.0) and used[-1] == pytest.approx(1.0) and used[0] > used[1] > used[2]

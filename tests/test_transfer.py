@@ -35,7 +35,7 @@ def test_frozen_policy_transfers_to_other_landmark_count(ray_session, tmp_path):
     report = (exp / "report.md").read_text()
     assert str(learned) in report and "| frozen | True |" in report
     rec = pd.read_parquet(exp / "records.parquet")
-    assert {len(s) for s in rec["sigma"]} == {7}
+    assert {len(s) for s in rec["sigma/used"]} == {7}
     # the served weights are exactly the learned ones
     from distlmk.config import PolicyConfig
 

@@ -51,8 +51,9 @@ def test_export_picks_the_best_on_validation_and_predict_loads_it(population, tm
     assert main(["export", str(exp), "--by", "val", "--out", str(out)]) == 0
     info = json.loads((out / "export.json").read_text())
     summary = pd.read_parquet(exp / "summary.parquet")
-    best = summary.sort_values("val_mre_mm").iloc[0]
-    assert info["trial_id"] == best["trial_id"] and info["val_mre_mm"] == pytest.approx(best["val_mre_mm"])
+    best = summary.sort_values("val/mre_mm").iloc[0]
+    assert info["trial_id"] == best["trial_id"] and info["val_mre_mm"] == pytest.approx(best["val/mre_mm"])
+    assert info["test_mre_mm"] == pytest.approx(best["test/test/mre_mm"]) and "test/test/sdr_2_0" in info["test"]
     assert info["method"] in ("fixed", "learned_anisotropic") and info["test_mre_mm"] > 0
     assert (out / "model.json").is_file() and (out / "model.pt").is_file()
     synth = tmp_path / "synth"

@@ -11,6 +11,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from distlmk import schema as S  # noqa: E402
+
 COLORS = {"fixed": "tab:blue", "learned": "tab:orange", "learned_anisotropic": "tab:brown", "adaloss": "tab:green",
           "rl": "tab:red"}
 
@@ -29,7 +31,7 @@ def learning_curves(records: pd.DataFrame, path: Path) -> Path:
     styles = ["-", "--", ":", "-."]
     for i, variant in enumerate(variants):
         g = records[records["variant"] == variant]
-        curve = g.groupby("epoch")["mre_mm"].agg(["mean", "min", "max"]).sort_index()
+        curve = g.groupby("epoch")[S.VAL_MRE].agg(["mean", "min", "max"]).sort_index()
         method = g["method"].iloc[0]
         ax.plot(
             curve.index,
@@ -63,7 +65,7 @@ def sigma_trajectories(
     mats = []
     for tid in trials:
         g = rl[rl["trial_id"] == tid].sort_values("epoch")
-        m = np.stack(g["sigma"].to_numpy()).T  # [L, epochs]
+        m = np.stack(g[S.SIGMA_USED].to_numpy()).T  # [L, epochs]
         mats.append((tid, g["epoch"].to_numpy(), m, g["seed"].iloc[0]))
         vmin, vmax = min(vmin, m.min()), max(vmax, m.max())
     im = None
@@ -93,16 +95,20 @@ def sigma_trajectories(
 
 
 def method_comparison(summary: pd.DataFrame, path: Path) -> Path | None:
-    """Box + strip plots of final test MRE and SDR 2 mm per method variant over seeds."""
-    done = summary[summary["status"].isin(["completed", "stopped"])].dropna(subset=["test_mre_mm"])
+    """Box + strip plots of final test MRE and SDR 2 mm (first test split) per variant over seeds."""
+    splits = S.test_splits(summary.columns)
+    if not splits:
+        return None
+    mre, sdr2 = S.test_key(splits[0], "mre_mm"), S.test_key(splits[0], "sdr_2_0")
+    done = summary[summary["status"].isin(["completed", "stopped"])].dropna(subset=[mre])
     if done.empty:
         return None
     variants = sorted(done["variant"].unique())
     fig, axes = plt.subplots(1, 2, figsize=(10, 4.2))
     rng = np.random.default_rng(0)
     for ax, col, label in (
-        (axes[0], "test_mre_mm", "test MRE (mm)"),
-        (axes[1], "test_sdr_2_0", "test SDR 2 mm (%)"),
+        (axes[0], mre, f"{splits[0]} MRE (mm)"),
+        (axes[1], sdr2, f"{splits[0]} SDR 2 mm (%)"),
     ):
         data = [done.loc[done["variant"] == v, col].to_numpy() for v in variants]
         ax.boxplot(data, showfliers=False)
@@ -181,4 +187,72 @@ def scaling_curves(rows: pd.DataFrame, path: Path) -> Path | None:
     axes[1].legend()
     for ax in axes:
         ax.grid(alpha=0.3, which="both")
+    return _save(fig, path)
+
+
+def comparison_learning_curve(c: dict, path: Path) -> Path:
+    """The policy's generations: rl validation MRE (dots per trial) against the grid's choices."""
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    for curve, label, color in ((c["learning_curve"], "rl (warm start)", "tab:red"),
+                                (c.get("learning_curve_cold") or [], "rl (cold start)", "tab:purple")):
+        if not curve:
+            continue
+        g = [p["generation"] for p in curve]
+        ax.plot(g, [p["rl_val_mre_mm"] for p in curve], "o-", color=color, label=label)
+        for p in curve:
+            ax.scatter([p["generation"]] * len(p["rl_val_mre_mm_per_trial"]), p["rl_val_mre_mm_per_trial"],
+                       color=color, alpha=0.35, s=12)
+    for v, style in (("best_fixed_by_val", "--"), ("per_landmark_static", ":")):
+        if v in c["methods"]:
+            ax.axhline(c["methods"][v]["val_mre_mm"], ls=style, color="gray", label=f"{v} (held-out val)")
+    ax.set_xlabel("generation (wave of rl trials on the training seeds)")
+    ax.set_ylabel("final validation MRE (mm)")
+    ax.set_title("Central policy across generations")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def comparison_deltas(c: dict, path: Path) -> Path:
+    """Held-out paired deltas with 95 % CIs: headroom, then rl against each baseline."""
+    rows = [(f"headroom: {c['headroom']['strategy']} − best fixed", c["headroom"])]
+    rows += [(f"rl − {b}", d) for b, d in c["rl_vs"].items()]
+    for variant, deltas in (c.get("rl_variants_vs") or {}).items():
+        rows += [(f"{variant} − {b}", d) for b, d in deltas.items()]
+    fig, ax = plt.subplots(figsize=(7.5, 0.45 * len(rows) + 1.2))
+    y = np.arange(len(rows))[::-1]
+    for yi, (_, d) in zip(y, rows, strict=True):
+        lo, hi = d["ci95"]
+        color = "tab:green" if hi < 0 else ("tab:red" if lo > 0 else "tab:gray")
+        ax.errorbar(d["delta_mm"], yi, xerr=[[d["delta_mm"] - lo], [hi - d["delta_mm"]]], fmt="o", color=color,
+                    capsize=3)
+    ax.axvline(0, color="black", lw=0.8)
+    ax.set_yticks(y, [r[0] for r in rows], fontsize=8)
+    ax.set_xlabel("Δ test MRE (mm), held-out seeds; negative = first is better")
+    ax.set_title("Paired differences with 95 % bootstrap CIs")
+    ax.grid(alpha=0.3, axis="x")
+    return _save(fig, path)
+
+
+def comparison_rl_sigma(records: pd.DataFrame, per_landmark: list[float], path: Path) -> Path | None:
+    """Mean rl sigma per landmark over epochs (held-out trials) beside the per-landmark-static sigma."""
+    rl = records[records[S.VARIANT] == "rl"] if S.VARIANT in records else records.iloc[:0]
+    if rl.empty:
+        return None
+    traj = rl.groupby(S.EPOCH)[S.SIGMA_USED].apply(lambda s: np.mean(np.stack(s.to_numpy()), axis=0))
+    m = np.stack(traj.to_numpy())  # [epochs, L]
+    n = m.shape[1]
+    cols = int(np.ceil(np.sqrt(n)))
+    rows_ = int(np.ceil(n / cols))
+    fig, axes = plt.subplots(rows_, cols, figsize=(2.2 * cols, 1.8 * rows_), sharex=True, squeeze=False)
+    for k in range(rows_ * cols):
+        ax = axes[k // cols][k % cols]
+        if k >= n:
+            ax.axis("off")
+            continue
+        ax.plot(traj.index, m[:, k], color="tab:red")
+        ax.axhline(per_landmark[k], color="gray", ls=":")
+        ax.set_title(f"landmark {k}", fontsize=7)
+        ax.tick_params(labelsize=6)
+    fig.suptitle("rl sigma by epoch (red, mean of held-out trials) vs per-landmark static sigma (dotted)")
     return _save(fig, path)

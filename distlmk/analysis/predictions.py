@@ -9,16 +9,15 @@ fixed σ=3 are different methods here).
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from distlmk import schema as S
 from distlmk.analysis import pictures
 
 FINISHED = ("completed", "stopped")
-_ERR = re.compile(r"^test/(?P<split>[^/]+)/errors_mm$")
 
 
 def _array(v) -> np.ndarray | None:
@@ -31,7 +30,8 @@ def _array(v) -> np.ndarray | None:
 
 
 def test_splits(records: pd.DataFrame) -> list[str]:
-    return [m.group("split") for c in records.columns if (m := _ERR.match(c))]
+    """Test splits whose per-image errors the records hold."""
+    return [s for s in S.test_splits(records.columns) if S.test_key(s, "errors_mm") in records]
 
 
 def final_rows(records: pd.DataFrame, summary: pd.DataFrame) -> pd.DataFrame:
@@ -42,7 +42,7 @@ def final_rows(records: pd.DataFrame, summary: pd.DataFrame) -> pd.DataFrame:
 
 def errors_by_variant(finals: pd.DataFrame, split: str) -> dict[str, np.ndarray]:
     out: dict[str, list[np.ndarray]] = {}
-    col = f"test/{split}/errors_mm"
+    col = S.test_key(split, "errors_mm")
     for r in finals.sort_values("variant").to_dict("records"):
         e = _array(r.get(col))
         if e is not None and e.ndim == 2:
@@ -68,7 +68,7 @@ def load_test_images(search_cfg: dict, split: str):
 def overlay_rows(finals: pd.DataFrame, split: str, images, gt, val_col: str) -> tuple[list, list]:
     """Per variant: its best trial on validation; that trial's best, median and worst test images."""
     rows, labels = [], []
-    ecol, pcol = f"test/{split}/errors_mm", f"test/{split}/pred_px"
+    ecol, pcol = S.test_key(split, "errors_mm"), S.test_key(split, "pred_px")
     for variant, g in finals.sort_values("variant").groupby("variant", sort=False):
         r = g.sort_values([val_col, "trial_id"]).iloc[0].to_dict()
         err, pred = _array(r.get(ecol)), _array(r.get(pcol))
@@ -84,7 +84,7 @@ def overlay_rows(finals: pd.DataFrame, split: str, images, gt, val_col: str) -> 
 
 
 def prediction_section(records: pd.DataFrame, summary: pd.DataFrame, search_cfg: dict, out: Path,
-                       colors: dict | None = None, val_col: str = "val/mre_mm") -> tuple[dict[str, Path], list[str]]:
+                       colors: dict | None = None, val_col: str = S.VAL_MRE) -> tuple[dict[str, Path], list[str]]:
     """Figures (title -> path) and Markdown lines: per-landmark table, CED and overlays per test split."""
     figs: dict[str, Path] = {}
     lines: list[str] = []
@@ -123,7 +123,7 @@ def prediction_section(records: pd.DataFrame, summary: pd.DataFrame, search_cfg:
     return figs, lines
 
 
-COV_COLUMNS = ("sigma/cov", "sigma_cov")
+COV_COLUMNS = (S.SIGMA_COV,)
 
 
 def covariance_figure(records: pd.DataFrame, path: Path, names: list[str] | None = None,

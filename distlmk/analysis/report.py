@@ -78,8 +78,7 @@ def analyze(exp_dir: str | Path) -> Path:
     figs["Learned anisotropic targets (1-sigma ellipses, heatmap px)"] = covariance_figure(
         records, out / "sigma_covariances.png", names
     )
-    val_col = "val/mre_mm" if "val/mre_mm" in records else "mre_mm"
-    pred_figs, pred_lines = prediction_section(records, summary, cfg, out, plots.COLORS, val_col)
+    pred_figs, pred_lines = prediction_section(records, summary, cfg, out, plots.COLORS)
     figs.update(pred_figs)
     scaling = exp_dir / "scaling.parquet"
     if scaling.is_file():

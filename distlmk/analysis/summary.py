@@ -7,10 +7,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from distlmk import schema as S
 from distlmk.atomic import atomic_write, atomic_write_text
-from distlmk.population.records import RECORDS_FILE, STATUS_FILE
 
-SDR_KEYS = ("2_0", "2_5", "3_0", "4_0")
+RECORDS_FILE = "records.parquet"  # written by population.records (same names; no Ray import here)
+STATUS_FILE = "trial_status.parquet"
+
 
 
 def load_records(exp_dir: str | Path) -> pd.DataFrame:
@@ -30,57 +32,61 @@ def load_errors(exp_dir: str | Path) -> pd.DataFrame:
 def summarize_trials(
     records: pd.DataFrame, errors: pd.DataFrame, cpu: float = 1.0, gpu: float = 0.0
 ) -> pd.DataFrame:
-    """One row per trial: final metrics, epochs used, compute used, total reward, status."""
+    """One row per trial: final validation and test metrics (schema names), compute, status."""
     rows = []
     ended = errors.get("status", pd.Series([], dtype=object))
     err = dict(zip(errors.loc[ended == "error", "trial_id"], errors.loc[ended == "error", "error"], strict=True))
     terminated = set(errors.loc[ended == "terminated", "trial_id"])
-    for tid, g in records.sort_values("iteration").groupby("trial_id", sort=True):
+    splits = S.test_splits(records.columns)
+    for tid, g in records.sort_values(S.ITERATION).groupby(S.TRIAL_ID, sort=True):
         last = g.iloc[-1]
-        has_test = "test_mre_mm" in g and pd.notna(last.get("test_mre_mm"))
-        stopped = bool(g["stopped"].fillna(False).any())
+        has_test = any(pd.notna(last.get(S.test_key(s, "mre_mm"))) for s in splits)
+        stopped = bool(g[S.RL_STOPPED].fillna(False).any())
         if tid in err:
             status = "error"
         elif stopped:
             status = "stopped"  # by the central policy
-        elif has_test:
-            status = "completed"
+        elif has_test or int(last[S.EPOCH]) >= int(last.get(S.COST_EPOCH_BUDGET) or 10**9):
+            status = "completed"  # with test metrics, or the whole budget without test evaluation
         else:  # ended early by the scheduler (ASHA), or still running
             status = "cut" if tid in terminated else "running"
-        seconds = float(g["time_this_iter_s"].fillna(0).sum())
+        seconds = float(g["time_this_iter_s"].fillna(0).sum()) if "time_this_iter_s" in g else 0.0
         row = {
-            "trial_id": tid,
-            "method": last["method"],
-            "variant": last["variant"],
-            "seed": int(last["seed"]),
+            S.TRIAL_ID: tid,
+            S.METHOD: last[S.METHOD],
+            S.VARIANT: last[S.VARIANT],
+            S.SEED: int(last[S.SEED]),
             "status": status,
             "error": err.get(tid),
-            "epochs": int(last["epoch"]),
+            "epochs": int(last[S.EPOCH]),
             "iterations": len(g),
-            "val_mre_mm": float(last["mre_mm"]),
-            "test_mre_mm": float(last["test_mre_mm"]) if has_test else np.nan,
-            "total_reward": float(g["reward"].fillna(0).sum()),
+            S.COST_TRIAL_EPOCHS: int(g[S.COST_TRIAL_EPOCHS].fillna(1).sum()) if S.COST_TRIAL_EPOCHS in g else len(g),
+            S.VAL_MRE: float(last[S.VAL_MRE]),
+            S.VAL_PER_LANDMARK: list(last[S.VAL_PER_LANDMARK]),
+            "rl/total_reward": float(g[S.RL_REWARD].fillna(0).sum()),
             "wall_s": seconds,
             "cpu_s": seconds * cpu,
             "gpu_s": seconds * gpu,
-            "final_sigma": list(last["sigma_next"]),
+            "sigma/final": list(last[S.SIGMA_NEXT]),
         }
-        for k in SDR_KEYS:
-            col = f"test_sdr_{k}"
-            row[col] = (
-                float(last[col]) if has_test and col in last and pd.notna(last[col]) else np.nan
-            )
-        if "baseline_mean_mre_mm" in last and pd.notna(last.get("baseline_mean_mre_mm")):
-            row["baseline_mean_mre_mm"] = float(last["baseline_mean_mre_mm"])
+        for split in splits:
+            for name in ("mre_mm", *S.SDR_NAMES, "per_landmark_mre_mm", "errors_mm", "baseline_mean_mre_mm"):
+                key = S.test_key(split, name)
+                v = last.get(key)
+                row[key] = v if _present(v) else np.nan
         rows.append(row)
     for tid, msg in err.items():  # trials that failed before reporting anything
-        if tid not in set(records.get("trial_id", [])):
-            rows.append({"trial_id": tid, "status": "error", "error": msg})
+        if tid not in set(records.get(S.TRIAL_ID, [])):
+            rows.append({S.TRIAL_ID: tid, "status": "error", "error": msg})
     return pd.DataFrame(rows)
 
 
+def _present(v) -> bool:
+    return v is not None and not (isinstance(v, float) and np.isnan(v))
+
+
 def _pm(values: pd.Series, fmt: str = "{:.2f}") -> str:
-    v = values.dropna()
+    v = pd.to_numeric(values, errors="coerce").dropna()
     if v.empty:
         return "–"
     if len(v) == 1:
@@ -89,27 +95,23 @@ def _pm(values: pd.Series, fmt: str = "{:.2f}") -> str:
 
 
 def method_table(summary: pd.DataFrame) -> str:
-    """Markdown table by method variant: test MRE/SDR mean ± std over seeds, epochs, compute, reward."""
-    head = (
-        "| method | variant | trials | done | test MRE (mm) | SDR 2 mm (%) | SDR 2.5 mm (%) | SDR 3 mm (%) "
-        "| SDR 4 mm (%) | epochs used | compute (cpu·s) | total reward |"
-    )
-    lines = [head, "|" + "---|" * 12]
-    ok = (
-        summary[summary["status"].isin(["completed", "stopped"])]
-        if "status" in summary
-        else summary
-    )
-    for (method, variant), g in summary.dropna(subset=["method"]).groupby(
-        ["method", "variant"], sort=True
-    ):
-        d = ok[(ok["method"] == method) & (ok["variant"] == variant)]
-        reward = _pm(d["total_reward"]) if method == "rl" else "–"
-        lines.append(
-            f"| {method} | {variant} | {len(g)} | {len(d)} | {_pm(d['test_mre_mm'])} | "
-            + " | ".join(_pm(d[f"test_sdr_{k}"], "{:.1f}") for k in SDR_KEYS)
-            + f" | {_pm(d['epochs'], '{:.1f}')} | {_pm(d['cpu_s'], '{:.0f}')} | {reward} |"
-        )
+    """Markdown table by method variant: validation and test MRE/SDR mean ± std over seeds, compute."""
+    splits = S.test_splits(summary.columns)
+    head = ["method", "variant", "trials", "done", "val MRE (mm)"]
+    for split in splits:
+        head += [f"{split} MRE (mm)"] + [f"{split} SDR {t:g} mm (%)" for t in S.SDR_THRESHOLDS_MM]
+    head += ["epochs used", "trial-epochs", "compute (cpu·s)", "total reward"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    ok = summary[summary["status"].isin(["completed", "stopped"])] if "status" in summary else summary
+    for (method, variant), g in summary.dropna(subset=[S.METHOD]).groupby([S.METHOD, S.VARIANT], sort=True):
+        d = ok[(ok[S.METHOD] == method) & (ok[S.VARIANT] == variant)]
+        cells = [method, variant, str(len(g)), str(len(d)), _pm(d[S.VAL_MRE])]
+        for split in splits:
+            cells.append(_pm(d[S.test_key(split, "mre_mm")]))
+            cells += [_pm(d[S.test_key(split, n)], "{:.1f}") for n in S.SDR_NAMES]
+        reward = _pm(d["rl/total_reward"]) if method == "rl" else "–"
+        cells += [_pm(d["epochs"], "{:.1f}"), _pm(d[S.COST_TRIAL_EPOCHS], "{:.0f}"), _pm(d["cpu_s"], "{:.0f}"), reward]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -140,7 +142,8 @@ def render_report(
         parts.append(
             "The experiment is still running or was interrupted: running trials have no test metrics yet."
         )
-    base = summary.get("baseline_mean_mre_mm")
+    bcols = [c for c in summary.columns if str(c).endswith("/baseline_mean_mre_mm")]
+    base = summary[bcols[0]] if bcols else None
     if base is not None and base.notna().any():
         parts.append(
             f"Mean-position baseline (predict each landmark's mean training position): "
@@ -148,7 +151,7 @@ def render_report(
         )
     parts += [
         "",
-        "## Method comparison (test split, mean ± std over seeds)",
+        "## Method comparison (mean ± std over seeds)",
         "",
         method_table(summary),
         "",
@@ -160,15 +163,15 @@ def render_report(
             f"| {r.trial_id} | {getattr(r, 'method', '–')} | {r.error} |" for r in failed.itertuples()
         ]
         parts.append("")
-    rl = records[records["method"] == "rl"] if "method" in records else records.iloc[:0]
+    rl = records[records[S.METHOD] == "rl"] if S.METHOD in records else records.iloc[:0]
     if len(rl):
-        sig = np.stack(rl["sigma_next"].to_numpy())
+        sig = np.stack(rl[S.SIGMA_NEXT].to_numpy())
         parts += [
             "## RL sigma decisions",
             "",
             f"{len(rl)} rl trial-iterations; sigma range {sig.min():.2f}–{sig.max():.2f} px, "
             f"mean per-iteration spread across landmarks {sig.std(axis=1).mean():.2f} px; "
-            f"early stops: {int(rl['stopped'].fillna(False).sum())}.",
+            f"early stops: {int(rl[S.RL_STOPPED].fillna(False).sum())}.",
             "",
         ]
     if policy_stats:

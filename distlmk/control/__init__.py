@@ -7,12 +7,17 @@ from distlmk.control.base import Decision, EpochFeedback, SigmaController
 
 
 def make_controller(
-    cfg: SigmaConfig, num_landmarks: int, trial_id: str | None = None
+    cfg: SigmaConfig, num_landmarks: int, trial_id: str | None = None, transport=None
 ) -> SigmaController:
+    """The controller of `cfg.method`; `transport` reaches the policy (rl only; default: its Ray actor)."""
     if cfg.method == "fixed":
         from distlmk.control.fixed import FixedSigma
 
         return FixedSigma(cfg, num_landmarks)
+    if cfg.method == "schedule":
+        from distlmk.control.schedule import ScheduleSigma
+
+        return ScheduleSigma(cfg, num_landmarks)
     if cfg.method == "learned":
         from distlmk.control.learned import LearnedSigma
 
@@ -28,7 +33,7 @@ def make_controller(
     if cfg.method == "rl":
         from distlmk.control.rl import RLSigma
 
-        return RLSigma(cfg, num_landmarks, trial_id=trial_id or "local")
+        return RLSigma(cfg, num_landmarks, trial_id=trial_id or "local", transport=transport)
     raise ValueError(f"sigma.method: unknown method {cfg.method!r}")
 
 

@@ -40,7 +40,15 @@ class SigmaController:
     def __init__(self, cfg: SigmaConfig, num_landmarks: int):
         self.cfg = cfg
         self.num_landmarks = num_landmarks
-        self._sigma = np.full(num_landmarks, float(cfg.init))
+        if cfg.per_landmark:
+            if len(cfg.per_landmark) != num_landmarks:
+                raise ValueError(
+                    f"sigma.per_landmark: {len(cfg.per_landmark)} values for {num_landmarks} landmarks; "
+                    "give one sigma per landmark or leave it empty"
+                )
+            self._sigma = np.asarray(cfg.per_landmark, dtype=np.float64).copy()
+        else:
+            self._sigma = np.full(num_landmarks, float(cfg.init))
 
     def sigma(self, device: torch.device | str = "cpu") -> torch.Tensor:
         """Per-landmark sigma [L] in heatmap pixels."""
@@ -52,6 +60,13 @@ class SigmaController:
     def target_gain(self, sigma: torch.Tensor) -> torch.Tensor | float:
         """Factor on the peak-1 targets [B, L, H, W]: a scalar or [L, 1, 1] (1 except for `learned`)."""
         return 1.0
+
+    def loss_weights(self, sigma: torch.Tensor) -> torch.Tensor | float:
+        """Per-landmark loss weights [L]: (rms sigma / sigma_l)^2, so landmarks with wide targets
+        (whose peak-1 Gaussians carry ~sigma^2 times more energy) do not drown narrow ones.
+        All ones when every landmark has the same sigma."""
+        s2 = sigma.detach() ** 2
+        return s2.mean() / s2
 
     def targets(self, codec, points: torch.Tensor) -> torch.Tensor:
         """Training targets [B, L, H, W] for `points` [B, L, 2] in heatmap pixels."""

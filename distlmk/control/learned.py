@@ -32,6 +32,10 @@ class LearnedSigma(SigmaController):
             :, None, None
         ]  # [L, 1, 1]: broadcasts over [B, L, H, W]
 
+    def loss_weights(self, sigma: torch.Tensor) -> float:
+        """Area-normalised targets (`target_gain`) already balance the landmarks."""
+        return 1.0
+
     def parameters(self) -> list[torch.nn.Parameter]:
         return [self.log_sigma]
 

@@ -60,6 +60,10 @@ class LearnedAnisotropicSigma(SigmaController):
         gain = self.cfg.init**2 / (cov[:, 0] * cov[:, 1])
         return codec.encode_anisotropic(points, cov) * gain[:, None, None]
 
+    def loss_weights(self, sigma: torch.Tensor) -> float:
+        """Area-normalised targets already balance the landmarks (as in `learned`)."""
+        return 1.0
+
     def parameters(self) -> list[torch.nn.Parameter]:
         return [self.log_sigma_xy, self.angle]
 

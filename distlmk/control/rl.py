@@ -1,134 +1,251 @@
 """rl: per-landmark sigma moves and early stops chosen by the central RLlib policy.
 
-Every `decision_interval` epochs the trial sends its rows (see `policy/protocol.py`) with
-the rewards of its previous decision and applies the returned actions. If the policy is
-unreachable or slower than `timeout_s`, the trial keeps its sigmas, logs it, and goes on;
-its next contact truncates the broken episode first, as does a (re)start after a retry or
-a PBT exploit (`end_trial`), so no episode mixes two histories.
+The trial side of the one protocol (`distlmk.protocol`): every `decision_interval` epochs
+`RLSigma` builds its L+1 rows (`TrialState.observation`), the rewards of its previous
+decision, sends them through a transport and applies the returned actions. Transports:
+`RayPolicyTransport` (the named policy actor of a population) or an in-process one
+(`distlmk.policy.local`) for the warm start and tests, so every user of the policy speaks
+the same protocol through the same client.
+
+If the policy is unreachable or slower than `timeout_s`, the trial keeps its sigmas, logs it
+and goes on; its next contact truncates the broken episode first, as does a (re)start after
+a retry or a PBT exploit (`end_trial`), so no episode mixes two histories.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
-import ray
-from ray.exceptions import GetTimeoutError, RayError
 
 from distlmk.config import SigmaConfig
 from distlmk.control.base import Decision, EpochFeedback, SigmaController
-from distlmk.policy.protocol import StepRequest, TrialProtocol
+from distlmk.protocol import OBS_DIM, OBS_LIMIT, StepRequest
 
 log = logging.getLogger("distlmk.control.rl")
+
+
+class PolicyTransport(Protocol):
+    """How a trial reaches the policy: `step` answers actions [R, 2] (None: no answer)."""
+
+    def step(self, request: StepRequest) -> np.ndarray | None: ...
+
+    def end_trial(self, trial_id: str) -> None: ...
+
+
+class RayPolicyTransport:
+    """The central policy as a named Ray actor; failures become None (keep sigmas)."""
+
+    def __init__(self, server_name: str, timeout_s: float):
+        self.server_name, self.timeout_s = server_name, timeout_s
+        self._server = None
+        self.last_latency_ms: float | None = None
+
+    def _call(self, method: str, *args):
+        import ray
+        from ray.exceptions import GetTimeoutError, RayError
+
+        try:
+            if self._server is None:
+                self._server = ray.get_actor(self.server_name)
+            t0 = time.perf_counter()
+            out = ray.get(getattr(self._server, method).remote(*args), timeout=self.timeout_s)
+            self.last_latency_ms = (time.perf_counter() - t0) * 1e3
+            return out
+        except (GetTimeoutError, RayError, ValueError) as e:
+            self._server = None
+            log.warning("policy server %r did not answer %s (%s); keeping current sigmas",
+                        self.server_name, method, type(e).__name__)
+            return None
+
+    def step(self, request: StepRequest) -> np.ndarray | None:
+        return self._call("step", request)
+
+    def end_trial(self, trial_id: str) -> None:
+        self._call("end_trial", trial_id)
+
+
+@dataclass
+class TrialState:
+    """Trial-side state of the RL interaction: builds rows and rewards, applies actions."""
+
+    num_landmarks: int
+    sigma_cfg: SigmaConfig
+    reference: np.ndarray  # [L] population-context sigma (feature 3)
+    first_err: np.ndarray | None = None
+    first_loss: np.ndarray | None = None
+    prev_err: np.ndarray | None = None
+    prev_epoch: int = 0
+    last_move: np.ndarray = field(default=None)  # type: ignore[assignment]
+    ended: np.ndarray = field(default=None)  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        if self.last_move is None:
+            self.last_move = np.zeros(self.num_landmarks)
+        if self.ended is None:
+            self.ended = np.zeros(self.num_landmarks, bool)
+
+    @property
+    def trial_row(self) -> int:
+        return self.num_landmarks
+
+    def observation(self, sigma: np.ndarray, err: np.ndarray, loss: np.ndarray, epoch: int, epochs: int) -> np.ndarray:
+        """All L+1 rows [L+1, OBS_DIM] for the current state."""
+        if self.first_err is None:
+            self.first_err = np.maximum(err, 1e-6).copy()
+            self.first_loss = np.maximum(loss, 1e-12).copy()
+        prev = self.prev_err if self.prev_err is not None else err
+        lo, hi = np.log(self.sigma_cfg.min), np.log(self.sigma_cfg.max)
+        lm = np.empty((self.num_landmarks, OBS_DIM), np.float32)
+        lm[:, 0] = 0.0
+        lm[:, 1] = (np.log(sigma) - lo) / max(hi - lo, 1e-9)
+        lm[:, 2] = np.log(np.maximum(err, 1e-6) / self.first_err)
+        lm[:, 3] = np.log(sigma / self.reference)
+        lm[:, 4] = np.clip((prev - err) / np.maximum(prev, 1e-6), -1, 1)
+        lm[:, 5] = np.log(np.maximum(loss, 1e-12) / self.first_loss)
+        lm[:, 6] = epoch / max(epochs, 1)
+        lm[:, 7] = self.last_move
+        trial = lm.mean(axis=0, keepdims=True)
+        trial[0, 0] = 1.0
+        trial[0, 2] = np.log(max(err.mean(), 1e-6) / self.first_err.mean())
+        trial[0, 4] = np.clip((prev.mean() - err.mean()) / max(prev.mean(), 1e-6), -1, 1)
+        trial[0, 7] = 0.0
+        return np.clip(np.concatenate([lm, trial]), -OBS_LIMIT, OBS_LIMIT).astype(np.float32)
+
+    def rewards(self, err: np.ndarray, epoch: int) -> np.ndarray:
+        """Rewards [L+1] for the previous decision (landmark rows, then the trial row)."""
+        rl = self.sigma_cfg.rl
+        lm = rl.reward_scale * np.log(np.maximum(self.prev_err, 1e-6) / np.maximum(err, 1e-6))
+        trial = lm.mean() - rl.epoch_cost * (epoch - self.prev_epoch)
+        return np.append(lm, trial).astype(np.float32)
+
+    def commit(self, err: np.ndarray, epoch: int) -> None:
+        self.prev_err = err.copy()
+        self.prev_epoch = epoch
+
+    def apply(self, sigma: np.ndarray, rows: np.ndarray, actions: np.ndarray,
+              progress: float) -> tuple[np.ndarray, bool, np.ndarray]:
+        """Apply actions [R, 2] of `rows` to sigma. Returns (new sigma, stop, newly ended mask)."""
+        c = self.sigma_cfg
+        may_end = c.rl.allow_stop and progress >= c.rl.min_progress_to_stop
+        moves = actions[:, 0].astype(int) - 1
+        ends = actions[:, 1].astype(bool) & may_end
+        is_lm = rows < self.trial_row
+        lm_rows = rows[is_lm]
+        sigma = sigma.copy()
+        sigma[lm_rows] = np.clip(sigma[lm_rows] * c.rl.step_factor ** moves[is_lm], c.min, c.max)
+        self.last_move[:] = 0
+        self.last_move[lm_rows] = moves[is_lm]
+        newly_ended = np.zeros(self.num_landmarks, bool)
+        newly_ended[lm_rows] = ends[is_lm]
+        stop = bool(ends[~is_lm].any())
+        return sigma, stop, newly_ended
+
+    def state_dict(self) -> dict:
+        def arr(a: np.ndarray | None) -> list | None:
+            return None if a is None else a.tolist()
+
+        return {k: arr(getattr(self, k)) for k in ("first_err", "first_loss", "prev_err", "last_move", "ended")} | {
+            "prev_epoch": self.prev_epoch}
+
+    def load_state_dict(self, s: dict) -> None:
+        for k in ("first_err", "first_loss", "prev_err", "last_move"):
+            setattr(self, k, None if s[k] is None else np.asarray(s[k], np.float64))
+        self.ended = np.asarray(s["ended"], bool)
+        self.prev_epoch = int(s["prev_epoch"])
 
 
 class RLSigma(SigmaController):
     name = "rl"
 
-    def __init__(self, cfg: SigmaConfig, num_landmarks: int, trial_id: str):
+    def __init__(self, cfg: SigmaConfig, num_landmarks: int, trial_id: str,
+                 transport: PolicyTransport | None = None):
         super().__init__(cfg, num_landmarks)
         self.trial_id = trial_id
-        self.proto = TrialProtocol(num_landmarks, cfg)
-        self.ending = np.zeros(
-            num_landmarks, bool
-        )  # ended last decision; terminal step not yet sent
+        self.transport = transport or RayPolicyTransport(cfg.rl.server_name, cfg.rl.timeout_s)
+        reference = np.asarray(cfg.rl.reference, float) if cfg.rl.reference else self._sigma.copy()
+        if reference.shape != (num_landmarks,):
+            raise ValueError(f"sigma.rl.reference: {reference.size} values for {num_landmarks} landmarks")
+        self.state = TrialState(num_landmarks, cfg, reference)
+        self.ending = np.zeros(num_landmarks, bool)  # ended last decision; terminal step not yet sent
         self.total_reward = 0.0
         self.failures = 0
         self._fresh = True  # no valid pending action at the server (start, restart, lost reply)
         self._closed = False
-        self._server = None
-        self.last_latency_ms: float | None = None
 
-    # --- transport --------------------------------------------------------------------
-    def _call(self, method: str, *args):
-        try:
-            if self._server is None:
-                self._server = ray.get_actor(self.cfg.rl.server_name)
-            t0 = time.perf_counter()
-            out = ray.get(getattr(self._server, method).remote(*args), timeout=self.cfg.rl.timeout_s)
-            self.last_latency_ms = (time.perf_counter() - t0) * 1e3
-            return out
-        except (GetTimeoutError, RayError, ValueError) as e:
+    def _send(self, rows: np.ndarray, obs: np.ndarray, rewards: np.ndarray | None,
+              terminated: np.ndarray, truncated: bool = False) -> np.ndarray | None:
+        req = StepRequest(self.trial_id, rows, obs[rows], None if rewards is None else rewards[rows],
+                          terminated, truncated)
+        actions = self.transport.step(req)
+        if actions is None:
             self.failures += 1
             self._fresh = True
-            self._server = None
-            log.warning(
-                "trial %s: policy server %r did not answer %s (%s); keeping current sigmas",
-                self.trial_id,
-                self.cfg.rl.server_name,
-                method,
-                type(e).__name__,
-            )
-            return None
+        return actions
 
-    def _send(
-        self,
-        rows: np.ndarray,
-        obs: np.ndarray,
-        rewards: np.ndarray | None,
-        terminated: np.ndarray,
-        truncated: bool = False,
-    ) -> np.ndarray | None:
-        req = StepRequest(
-            self.trial_id,
-            rows,
-            obs[rows],
-            None if rewards is None else rewards[rows],
-            terminated,
-            truncated,
-        )
-        return self._call("step", req)
+    def _live_rows(self) -> np.ndarray:
+        """Landmarks still interacting (or ending now: their terminal step is due), then the trial row."""
+        return np.append(np.flatnonzero(~self.state.ended | self.ending), self.state.trial_row)
 
-    # --- the controller interface ----------------------------------------------------------
     def observe(self, fb: EpochFeedback) -> Decision:
+        st = self.state
         last = fb.epoch >= fb.epochs
         if self._closed or (fb.epoch % self.cfg.rl.decision_interval and not last):
-            return Decision(ended=self.proto.ended.copy())
-        p = self.proto
+            return Decision(ended=st.ended.copy())
         err, loss = np.asarray(fb.val_error_mm, float), np.asarray(fb.train_loss, float)
-        obs = p.observation(self._sigma, err, loss, fb.epoch, fb.epochs, fb.diag_mm)
-        rewards = None
-        if self._fresh:
-            self._call("end_trial", self.trial_id)
-            self.ending[:] = False
-        elif p.prev_err is not None:
-            rewards = p.rewards(err, fb.epoch, self.cfg.rl.epoch_cost)
-        trial_reward = None if rewards is None else float(rewards[-1])
-        self.total_reward += trial_reward or 0.0
-        rows = np.append(np.flatnonzero(~p.ended | self.ending), p.trial_row)
+        obs = st.observation(self._sigma, err, loss, fb.epoch, fb.epochs)
+        rewards = self._rewards_due(err, fb.epoch)
+        rows = self._live_rows()
         terminated = np.append(self.ending[rows[:-1]], False)
-        self._fresh = False
         actions = self._send(rows, obs, rewards, terminated, truncated=last)
-        p.commit(err, fb.epoch)
+        st.commit(err, fb.epoch)
         self.ending[:] = False
-        info = {"policy_latency_ms": self.last_latency_ms if actions is not None else None}
+        reward = None if rewards is None else float(rewards[-1])
+        info = {"policy_latency_ms": getattr(self.transport, "last_latency_ms", None)}
         if last:
             self._closed = True
-            return Decision(reward=trial_reward, ended=p.ended.copy(), info=info)
+            return Decision(reward=reward, ended=st.ended.copy(), info=info)
         if actions is None:  # no answer: keep sigmas, carry on
-            return Decision(reward=trial_reward, ended=p.ended.copy(), info={"policy_failed": True})
-        live = actions[:, 0] >= 0
-        self._sigma, stop, newly = p.apply(
-            self._sigma, rows[live], actions[live], fb.epoch / fb.epochs
-        )
-        p.ended |= newly
-        self.ending = newly
-        if stop:
-            still = np.append(np.flatnonzero(~p.ended | self.ending), p.trial_row)
+            return Decision(reward=reward, ended=st.ended.copy(), info={"policy_failed": True})
+        stop = self._apply(rows, actions, fb.epoch / fb.epochs)
+        if stop:  # the trial's last step: every live row's episode terminates here
+            still = self._live_rows()
             self._send(still, obs, np.zeros(len(obs), np.float32), np.ones(len(still), bool))
             self._closed = True
-        return Decision(stop=stop, reward=trial_reward, ended=p.ended.copy(), info=info)
+        return Decision(stop=stop, reward=reward, ended=st.ended.copy(), info=info)
+
+    def _rewards_due(self, err: np.ndarray, epoch: int) -> np.ndarray | None:
+        """Rewards of the previous decision; None when the policy holds no pending action for us."""
+        if self._fresh:  # (re)start or lost reply: truncate whatever the policy still holds
+            self.transport.end_trial(self.trial_id)
+            self.ending[:] = False
+            self._fresh = False
+            return None
+        if self.state.prev_err is None:
+            return None
+        rewards = self.state.rewards(err, epoch)
+        self.total_reward += float(rewards[-1])
+        return rewards
+
+    def _apply(self, rows: np.ndarray, actions: np.ndarray, progress: float) -> bool:
+        live = actions[:, 0] >= 0
+        self._sigma, stop, newly = self.state.apply(self._sigma, rows[live], actions[live], progress)
+        self.state.ended |= newly
+        self.ending = newly
+        return stop
 
     def close(self, truncated: bool = True) -> None:
         if not self._closed:
-            self._call("end_trial", self.trial_id)
+            self.transport.end_trial(self.trial_id)
             self._closed = True
 
     def state_dict(self) -> dict:
         return {
             "sigma": self._sigma.tolist(),
-            "proto": self.proto.state_dict(),
+            "proto": self.state.state_dict(),
             "ending": self.ending.tolist(),
             "total_reward": self.total_reward,
             "failures": self.failures,
@@ -137,7 +254,7 @@ class RLSigma(SigmaController):
 
     def load_state_dict(self, state: dict) -> None:
         super().load_state_dict(state)
-        self.proto.load_state_dict(state["proto"])
+        self.state.load_state_dict(state["proto"])
         self.ending = np.asarray(state["ending"], bool)
         self.total_reward = float(state["total_reward"])
         self.failures = int(state["failures"])

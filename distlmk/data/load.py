@@ -18,6 +18,9 @@ def load_dataset(cfg: DataConfig) -> LandmarkDataset:
             cfg.synth_seed,
             cfg.synth_size,
             cfg.root,
+            cfg.synth_spacing_mm,
+            cfg.synth_noise_scale,
+            cfg.synth_eval_truth,
         )
     if not cfg.root:
         raise DataError(

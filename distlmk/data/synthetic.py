@@ -150,11 +150,18 @@ class SyntheticSpec:
     num_landmarks: int = 19
     seed: int = 0
     size: tuple[int, int] = (320, 256)  # (H, W)
+    spacing_mm: float | None = None  # mm per pixel; None: a 240 x 192 mm field (`spacing_for`)
+    noise_scale: float = 1.0  # multiplies every landmark's annotation noise (in mm)
+
+    @property
+    def spacing(self) -> float:
+        return float(self.spacing_mm) if self.spacing_mm else spacing_for(self.size)
 
     def key(self) -> str:
-        blob = json.dumps(
-            [self.num_images, self.num_landmarks, self.seed, list(self.size), 3]
-        ).encode()
+        parts = [self.num_images, self.num_landmarks, self.seed, list(self.size), 3]
+        if self.spacing_mm or self.noise_scale != 1.0:  # keeps the cache keys of the default sets
+            parts += [self.spacing, self.noise_scale]
+        blob = json.dumps(parts).encode()
         return hashlib.sha1(blob).hexdigest()[:12]
 
 
@@ -280,8 +287,9 @@ def generate(spec: SyntheticSpec) -> tuple[np.ndarray, np.ndarray, np.ndarray, l
     tmpl = np.array([t[1] for t in table])
     groups = [t[2] for t in table]
     noise = np.array([t[3] for t in table])
+    noise[:, :2] *= spec.noise_scale
     h, w = spec.size
-    spacing = spacing_for(spec.size)
+    spacing = spec.spacing
     images = np.empty((spec.num_images, h, w), np.uint8)
     true = np.empty((spec.num_images, len(table), 2))
     annotated = np.empty_like(true)
@@ -312,21 +320,22 @@ def _cache_dir(root: str | None) -> Path:
 
 def load_or_generate(
     spec: SyntheticSpec, cache_root: str | None = None
-) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Generated set from the on-disk cache when present (written atomically), else generate."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+    """(images, annotated, true landmarks, names) from the on-disk cache when present
+    (written atomically), else generated."""
     path = _cache_dir(cache_root) / f"synthetic_{spec.key()}.npz"
     if path.is_file():
         try:
             with np.load(path) as z:
-                return z["images"], z["landmarks"], [str(n) for n in z["names"]]
+                return z["images"], z["landmarks"], z["true"], [str(n) for n in z["names"]]
         except (OSError, ValueError, KeyError):
-            pass  # a damaged cache is regenerated below
-    images, annotated, _, names = generate(spec)
+            pass  # a damaged (or older, truth-less) cache is regenerated below
+    images, annotated, true, names = generate(spec)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
-    np.savez(tmp, images=images, landmarks=annotated, names=np.array(names))
+    np.savez(tmp, images=images, landmarks=annotated, true=true, names=np.array(names))
     os.replace(tmp, path)
-    return images, annotated, names
+    return images, annotated, true, names
 
 
 def synthetic_dataset(
@@ -337,12 +346,21 @@ def synthetic_dataset(
     seed: int = 0,
     size: tuple[int, int] = (320, 256),
     cache_root: str | None = None,
+    spacing_mm: float | None = None,
+    noise_scale: float = 1.0,
+    eval_truth: bool = False,
 ) -> LandmarkDataset:
+    """Train/val/test splits of one generated set. Labels are one simulated observer's
+    annotations; with `eval_truth` the validation and test labels are the exact positions
+    (a consensus of many observers), so evaluation measures the model, not one observer."""
     n = num_train + num_val + num_test
-    spec = SyntheticSpec(num_images=n, num_landmarks=num_landmarks, seed=seed, size=tuple(size))
-    images, landmarks, names = load_or_generate(spec, cache_root)
+    spec = SyntheticSpec(n, num_landmarks, seed, tuple(size), spacing_mm, noise_scale)
+    images, landmarks, true, names = load_or_generate(spec, cache_root)
+    if eval_truth:
+        landmarks = landmarks.copy()
+        landmarks[num_train:] = true[num_train:]
     idx = np.arange(n)
-    spacing = spacing_for(size)
+    spacing = spec.spacing
     return LandmarkDataset(
         name=f"synthetic(seed={seed})",
         images=list(images),

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from distlmk import schema as S
 from distlmk.atomic import atomic_write_json
 from distlmk.infer.model import ModelLoadError, latest_checkpoint, load_model_state, save_model
 
@@ -76,11 +77,11 @@ def export_best(exp_dir: str | Path, out_dir: str | Path, by: str = "val") -> di
     records = load_records(exp_dir)
     summary = summarize_trials(records, load_errors(exp_dir))
     finals = _final_rows(records)
-    cands = summary[summary["status"].isin(FINISHED) & summary["val_mre_mm"].notna()]
+    cands = summary[summary["status"].isin(FINISHED) & summary[S.VAL_MRE].notna()]
     if cands.empty:
         raise FileNotFoundError(f"{exp_dir}: no finished trial with a validation MRE to export")
     dirs = trial_dirs(exp_dir)
-    ranked = cands.sort_values(["val_mre_mm", "trial_id"])
+    ranked = cands.sort_values([S.VAL_MRE, S.TRIAL_ID])
     chosen, ckpt, skipped = None, None, []
     for row in ranked.to_dict("records"):
         d = dirs.get(row["trial_id"])
@@ -102,8 +103,10 @@ def export_best(exp_dir: str | Path, out_dir: str | Path, by: str = "val") -> di
     test = {
         k: _jsonable(v)
         for k, v in final.items()
-        if k.startswith("test") and v is not None and not k.endswith(("/errors_mm", "/pred_px"))
+        if k.startswith("test/") and v is not None and not k.endswith(("/errors_mm", "/pred_px"))
     }
+    splits = S.test_splits(final)
+    test_mre = final.get(S.test_key(splits[0], "mre_mm")) if splits else None
     info = {
         "experiment": str(exp_dir),
         "selected_by": "lowest final validation MRE (mm) among finished trials",
@@ -113,17 +116,18 @@ def export_best(exp_dir: str | Path, out_dir: str | Path, by: str = "val") -> di
         "seed": int(chosen["seed"]),
         "status": chosen["status"],
         "epochs": int(chosen["epochs"]),
-        "val_mre_mm": float(chosen["val_mre_mm"]),
-        "test_mre_mm": _jsonable(float(chosen["test_mre_mm"])),
+        "val_mre_mm": float(chosen[S.VAL_MRE]),
+        "test_split": splits[0] if splits else None,
+        "test_mre_mm": _jsonable(test_mre),
         "test": test,
-        "sigma_used": _jsonable(final.get("sigma")),
-        "sigma_final": _jsonable(final.get("sigma_next")),
+        "sigma_used": _jsonable(final.get(S.SIGMA_USED)),
+        "sigma_final": _jsonable(final.get(S.SIGMA_NEXT)),
         "sigma_cov": meta.get("sigma_cov"),
         "checkpoint": str(ckpt),
         "skipped_without_checkpoint": skipped,
         "ranking": [
             {"trial_id": r["trial_id"], "variant": r["variant"], "seed": int(r["seed"]),
-             "val_mre_mm": float(r["val_mre_mm"])}
+             "val_mre_mm": float(r[S.VAL_MRE])}
             for r in ranked.to_dict("records")
         ],
         "exported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

@@ -9,7 +9,6 @@ actor: the server (`server.py`) wraps it, and tests drive it directly.
 
 from __future__ import annotations
 
-import re
 import time
 from dataclasses import dataclass, field
 
@@ -22,9 +21,8 @@ from ray.rllib.env.single_agent_episode import SingleAgentEpisode
 from ray.rllib.utils.metrics import NUM_ENV_STEPS_SAMPLED_LIFETIME
 
 from distlmk.config import PolicyConfig
-from distlmk.policy.protocol import ACTION_SPACE, OBSERVATION_SPACE, StepRequest
+from distlmk.protocol import ACTION_SPACE, NO_ACTION, OBSERVATION_SPACE, StepRequest
 
-NO_ACTION = -1
 _LOSS_KEYS = ("policy_loss", "vf_loss", "mean_kl_loss", "entropy", "vf_explained_var")
 
 
@@ -127,12 +125,15 @@ class PolicyCore:
     # --- weights --------------------------------------------------------------------
     def _bias_against_ending(self) -> None:
         """Start with P(end/stop) small, so a fresh population does not stop at random."""
-        w = self.learner_group.get_weights()[DEFAULT_MODULE_ID]
-        key = sorted(k for k in w if re.match(r"^pi\..*bias$", k))[-1]
-        bias = np.array(w[key], copy=True)
-        bias[-1] += self.cfg.end_logit_bias  # logits: [lower, keep, raise, continue, end]
-        w[key] = bias
-        self.learner_group.set_weights({DEFAULT_MODULE_ID: w})
+        shift = self.cfg.end_logit_bias
+
+        def shift_end_logit(learner) -> None:
+            head = learner.module[DEFAULT_MODULE_ID].pi  # the policy head; its last Linear gives the logits
+            out = [m for m in head.modules() if isinstance(m, torch.nn.Linear)][-1]
+            with torch.no_grad():
+                out.bias[-1] += shift  # logits: [lower, keep, raise, continue, end]
+
+        self.learner_group.foreach_learner(shift_end_logit)
 
     def sync_inference(self) -> None:
         self.module.set_state(self.learner_group.get_weights()[DEFAULT_MODULE_ID])
@@ -152,67 +153,70 @@ class PolicyCore:
     # --- serving --------------------------------------------------------------------
     def act(self, requests: list[StepRequest]) -> list[np.ndarray]:
         """Record rewards for previous actions and choose new ones, one forward pass for all."""
+        out = [np.full((len(req.rows), 2), NO_ACTION, np.int64) for req in requests]
         need: list[tuple[int, int, _Trajectory]] = []  # (request index, row position, trajectory)
-        obs_rows = []
-        out = []
         for qi, req in enumerate(requests):
             self.stats["requests"] += 1
-            acts = np.full((len(req.rows), 2), NO_ACTION, np.int64)
-            out.append(acts)
             for j, row in enumerate(req.rows):
-                key = (req.trial_id, int(row))
-                obs = req.obs[j]
-                done = bool(req.terminated[j]) or req.truncated
-                traj = self.open.get(key)
-                if traj is not None and traj.pending is not None and req.rewards is not None:
-                    a, lg, lp = traj.pending
-                    r = float(req.rewards[j])
-                    traj.actions.append(a)
-                    traj.logits.append(lg)
-                    traj.logp.append(lp)
-                    traj.rewards.append(r)
-                    traj.obs.append(obs)
-                    traj.total_return += r
-                    traj.pending = None
-                    self.collected += 1
-                    self.stats["env_steps"] += 1
-                    if done:
-                        traj.terminated, traj.truncated = (
-                            bool(req.terminated[j]),
-                            req.truncated and not req.terminated[j],
-                        )
-                        self._finish(key)
-                        continue
-                else:
-                    if traj is not None:  # a lost reply (timeout, restart): drop the dangling step
-                        self._close(key, truncated=True)
-                    if done:
-                        continue
-                    traj = self.open[key] = _Trajectory(is_trial_row=bool(obs[0] > 0.5), obs=[obs])
-                need.append((qi, j, traj))
-                obs_rows.append(obs)
+                traj = self._record_step(req, j, int(row))
+                if traj is not None:
+                    need.append((qi, j, traj))
         if need:
-            obs_t = torch.from_numpy(np.stack(obs_rows).astype(np.float32))
-            with torch.no_grad():
-                if self.cfg.explore:
-                    logits = self.module.forward_exploration({Columns.OBS: obs_t})[
-                        Columns.ACTION_DIST_INPUTS
-                    ]
-                    dist = self.dist_cls.from_logits(logits)
-                    actions = dist.sample()
-                else:
-                    logits = self.module.forward_inference({Columns.OBS: obs_t})[
-                        Columns.ACTION_DIST_INPUTS
-                    ]
-                    dist = self.dist_cls.from_logits(logits)
-                    actions = dist.to_deterministic().sample()
-                logp = dist.logp(actions)
-            actions_np, logits_np, logp_np = actions.numpy(), logits.numpy(), logp.numpy()
+            obs = np.stack([traj.obs[-1] for _, _, traj in need]).astype(np.float32)
+            actions, logits, logp = self._forward(obs)
             for i, (qi, j, traj) in enumerate(need):
-                traj.pending = (actions_np[i].copy(), logits_np[i].copy(), np.float32(logp_np[i]))
-                out[qi][j] = actions_np[i]
+                traj.pending = (actions[i].copy(), logits[i].copy(), np.float32(logp[i]))
+                out[qi][j] = actions[i]
             self.stats["decisions"] += len(need)
         return out
+
+    def _record_step(self, req: StepRequest, j: int, row: int) -> _Trajectory | None:
+        """Book row j of a request into its trajectory; the trajectory if it wants an action."""
+        key = (req.trial_id, row)
+        obs = req.obs[j]
+        terminated = bool(req.terminated[j])
+        done = terminated or req.truncated
+        traj = self.open.get(key)
+        if traj is not None and traj.pending is not None and req.rewards is not None:
+            self._complete_transition(traj, obs, float(req.rewards[j]))
+            if done:
+                traj.terminated, traj.truncated = terminated, not terminated
+                self._finish(key)
+                return None
+            return traj
+        if traj is not None:  # a lost reply (timeout, restart): drop the dangling step
+            self._close(key, truncated=True)
+        if done:
+            return None
+        traj = self.open[key] = _Trajectory(is_trial_row=bool(obs[0] > 0.5), obs=[obs])
+        return traj
+
+    def _complete_transition(self, traj: _Trajectory, obs: np.ndarray, reward: float) -> None:
+        a, lg, lp = traj.pending
+        traj.actions.append(a)
+        traj.logits.append(lg)
+        traj.logp.append(lp)
+        traj.rewards.append(reward)
+        traj.obs.append(obs)
+        traj.total_return += reward
+        traj.pending = None
+        self.collected += 1
+        self.stats["env_steps"] += 1
+
+    def _forward(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Sample (explore) or take the most likely (greedy) actions; with logits and log-probs."""
+        obs_t = torch.from_numpy(obs)
+        with torch.no_grad():
+            if self.cfg.explore:
+                logits = self.module.forward_exploration({Columns.OBS: obs_t})[Columns.ACTION_DIST_INPUTS]
+                dist = self.dist_cls.from_logits(logits)
+                actions = dist.sample()
+            else:
+                logits = self.module.forward_inference({Columns.OBS: obs_t})[Columns.ACTION_DIST_INPUTS]
+                dist = self.dist_cls.from_logits(logits)
+                actions = dist.to_deterministic().sample()
+            logp = dist.logp(actions)
+        return actions.numpy(), logits.numpy(), logp.numpy()
 
     def _finish(self, key: tuple[str, int]) -> None:
         traj = self.open.pop(key)

@@ -14,15 +14,15 @@ import concurrent.futures
 import json
 import logging
 import os
-import shutil
 import time
 from pathlib import Path
 
 import numpy as np
 import ray
 
+from distlmk.atomic import atomic_write_dir, atomic_write_json
 from distlmk.config import PolicyConfig, from_dict, to_dict
-from distlmk.policy.protocol import StepRequest
+from distlmk.protocol import StepRequest
 
 log = logging.getLogger("distlmk.policy")
 LATEST = "latest"
@@ -50,11 +50,12 @@ class PolicyServer:
                 self.core.stats["env_steps"] = saved.get("env_steps", 0)
         elif self.cfg.pretrain_rounds > 0 and not self.cfg.freeze:
             from distlmk.config import SigmaConfig
+            from distlmk.policy.rollout import warm_start
 
             sigma_cfg = (
                 from_dict(SigmaConfig, sigma, "sigma") if sigma else SigmaConfig(method="rl")
             )
-            pretrain_on_simulator(self.core, self.cfg.pretrain_rounds, sigma_cfg)
+            warm_start(self.core, sigma_cfg)
             self.restored_from = f"simulator warm start ({self.cfg.pretrain_rounds} rounds)"
         self.started = time.time()
         self.queue: list[tuple[StepRequest, asyncio.Future]] = []
@@ -119,22 +120,11 @@ class PolicyServer:
             self.training = None
 
     def _save_checkpoint(self) -> str:
-        """Save to a fresh folder, then swap it in by rename: `latest` is always complete."""
+        """Save the LearnerGroup into `latest` (swapped in whole) and the server's counters."""
         assert self.checkpoint_dir is not None
-        self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
-        tmp = self.checkpoint_dir / f".tmp-{os.getpid()}-{self.core.stats['updates']}"
-        self.core.save(str(tmp))
-        latest, old = self.checkpoint_dir / LATEST, self.checkpoint_dir / ".old"
-        shutil.rmtree(old, ignore_errors=True)
-        if latest.exists():
-            os.replace(latest, old)
-        os.replace(tmp, latest)
-        shutil.rmtree(old, ignore_errors=True)
+        latest = atomic_write_dir(self.checkpoint_dir / LATEST, lambda tmp: self.core.save(str(tmp)))
         state = {k: self.core.stats[k] for k in ("updates", "env_steps", "decisions")}
-        (self.checkpoint_dir / "server_state.tmp").write_text(json.dumps(state))
-        os.replace(
-            self.checkpoint_dir / "server_state.tmp", self.checkpoint_dir / "server_state.json"
-        )
+        atomic_write_json(self.checkpoint_dir / "server_state.json", state)
         if self.history:
             with (self.checkpoint_dir / "history.jsonl").open("a") as fh:
                 fh.write(json.dumps(self.history[-1]) + "\n")
@@ -184,33 +174,7 @@ class PolicyServer:
         return True
 
 
-def pretrain_on_simulator(
-    core, rounds: int, sigma_cfg, trials: int = 32, num_landmarks: int = 8, epochs: int = 12
-) -> None:
-    """Warm-start the policy with PPO on the cost-model population (a prior, refined online),
-    with the experiment's own sigma range, step, stop gate and epoch cost."""
-    import dataclasses
-
-    from distlmk.policy.rollout import rollout
-
-    online = core.cfg
-    core.cfg = dataclasses.replace(online, train_batch_rows=1024, minibatch_size=256, num_epochs=6)
-    try:
-        for r in range(rounds):
-            rollout(core, sigma_cfg, trials, num_landmarks, epochs, seed=r, tag=f"pretrain{r}_")
-    finally:
-        core.cfg = online
-    core.end_all()
-    log.info("policy pretrained on the simulator: %s updates", core.stats["updates"])
-
-
-def start_policy_server(
-    name: str,
-    cfg: PolicyConfig,
-    checkpoint_dir: str | None,
-    sigma=None,
-    namespace: str | None = None,
-):
+def start_policy_server(name: str, cfg: PolicyConfig, checkpoint_dir: str | None, sigma=None):
     """Get the named server or create it (pinned softly to this node, where its checkpoints live).
     `sigma` (a SigmaConfig) shapes the simulator warm start when `cfg.pretrain_rounds` > 0."""
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
@@ -219,5 +183,5 @@ def start_policy_server(
         node_id=ray.get_runtime_context().get_node_id(), soft=True
     )
     return PolicyServer.options(
-        name=name, namespace=namespace, get_if_exists=True, scheduling_strategy=strategy
+        name=name, get_if_exists=True, scheduling_strategy=strategy
     ).remote(to_dict(cfg), checkpoint_dir, None if sigma is None else to_dict(sigma))

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from distlmk import schema as S
 from distlmk.atomic import atomic_write, atomic_write_text
 from distlmk.config import AblationConfig
 from distlmk.population.search import run_search
@@ -23,13 +24,14 @@ def measure_run(exp_dir: Path, target_mre_mm: float) -> dict:
     rec = pd.read_parquet(exp_dir / "records.parquet")
     stats = json.loads((exp_dir / "policy_stats.json").read_text()) if (exp_dir / "policy_stats.json").is_file() else {}
     wall = float(info["elapsed_s"])
-    trial_epochs = int(rec["trial_epochs"].fillna(1).sum()) if "trial_epochs" in rec else len(rec)
-    lists = [np.asarray(x, float) for x in rec["policy_latencies_ms"] if x is not None] if "policy_latencies_ms" in rec else []
+    trial_epochs = int(rec[S.COST_TRIAL_EPOCHS].fillna(1).sum()) if S.COST_TRIAL_EPOCHS in rec else len(rec)
+    col = rec[S.POLICY_LATENCIES_MS] if S.POLICY_LATENCIES_MS in rec else []
+    lists = [np.asarray(x, float) for x in col if x is not None]
     if lists:
         lat = np.concatenate(lists)
     else:
-        lat = rec["policy_latency_ms"].dropna().to_numpy(float) if "policy_latency_ms" in rec else np.array([])
-    hit = rec[rec["mre_mm"] <= target_mre_mm]
+        lat = rec[S.POLICY_LATENCY_MS].dropna().to_numpy(float) if S.POLICY_LATENCY_MS in rec else np.array([])
+    hit = rec[rec[S.VAL_MRE] <= target_mre_mm]
     t_target = float(hit["timestamp"].min() - info["started_at"]) if len(hit) else math.nan
     return {
         "wall_s": wall, "trial_epochs": trial_epochs, "trial_epochs_per_hour": trial_epochs / wall * 3600,
@@ -38,7 +40,7 @@ def measure_run(exp_dir: Path, target_mre_mm: float) -> dict:
         "policy_mean_batch": stats.get("mean_batch", 0.0),
         "policy_p50_ms": float(np.percentile(lat, 50)) if lat.size else math.nan,
         "policy_p99_ms": float(np.percentile(lat, 99)) if lat.size else math.nan,
-        "final_mean_val_mre_mm": float(rec.sort_values("iteration").groupby("trial_id")["mre_mm"].last().mean()),
+        "final_mean_val_mre_mm": float(rec.sort_values("iteration").groupby("trial_id")[S.VAL_MRE].last().mean()),
     }
 
 

@@ -21,51 +21,16 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from ray import tune
 
+from distlmk import schema as S
 from distlmk.atomic import atomic_write
 
 RECORDS_FILE = "records.parquet"
 JOURNAL_FILE = "records.jsonl"
 STATUS_FILE = "trial_status.parquet"  # trials that ended: terminated or error (with reason)
-_KEEP = (
-    "method",
-    "variant",
-    "seed",
-    "device",
-    "epoch",
-    "mre_mm",
-    "sdr_2_0",
-    "sdr_2_5",
-    "sdr_3_0",
-    "sdr_4_0",
-    "train_loss",
-    "reward",
-    "stopped",
-    "sigma",
-    "sigma_next",
-    "val_err",
-    "ended",
-    "images_per_s",
-    "policy_latency_ms",
-    "policy_failed",
-    "trial_epochs",
-    "policy_latencies_ms",
-    "time_this_iter_s",
-    "time_total_s",
-    "timestamp",
-    "test_mre_mm",
-    "test_sdr_2_0",
-    "test_sdr_2_5",
-    "test_sdr_3_0",
-    "test_sdr_4_0",
-    "test_per_landmark_mre_mm",
-    "baseline_mean_mre_mm",
-)
-
-
 def record_from_result(trial_id: str, result: dict) -> dict:
-    row = {"trial_id": trial_id, "iteration": int(result["training_iteration"])}
-    row.update({k: result.get(k) for k in _KEEP})
-    row.update({k: v for k, v in result.items() if k == "sigma/cov" or k.startswith("test/")})
+    """One records.parquet row: the schema's columns of a Tune result (see `distlmk.schema`)."""
+    row = {S.TRIAL_ID: trial_id, S.ITERATION: int(result["training_iteration"])}
+    row.update({k: v for k, v in result.items() if isinstance(k, str) and S.is_record_column(k)})
     return row
 
 

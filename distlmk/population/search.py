@@ -11,6 +11,7 @@ from pathlib import Path
 import ray
 from ray import tune
 
+from distlmk import schema as S
 from distlmk.atomic import atomic_write_json
 from distlmk.config import ConfigError, SearchConfig, to_dict
 from distlmk.population.records import RecordsCallback
@@ -44,15 +45,21 @@ def trial_list(cfg: SearchConfig) -> list[dict]:
                 trials.append(
                     {"method": method, "seed": seed, "sigma_init": None, "variant": method}
                 )
+        for v in cfg.variants:
+            trials += [
+                {"method": v.method, "seed": seed, "sigma_init": None, "variant": v.name, "sigma": dict(v.sigma),
+                 "replica": r}
+                for r in range(v.replicas)
+            ]
     for i, t in enumerate(trials):
         t["index"] = i
     return trials
 
 
 def validate(cfg: SearchConfig) -> None:
-    if not cfg.methods or not cfg.seeds:
-        raise ConfigError("methods and seeds must not be empty")
-    if cfg.scheduler.name == "pbt" and len(set(cfg.methods)) > 1:
+    if not (cfg.methods or cfg.variants) or not cfg.seeds:
+        raise ConfigError("methods (or variants) and seeds must not be empty")
+    if cfg.scheduler.name == "pbt" and len(set(cfg.methods) | {v.method for v in cfg.variants}) > 1:
         raise ConfigError(
             "scheduler.name: pbt copies checkpoints and configs between trials, which would mix methods; "
             "use pbt with a single method, or asha/none to compare methods"
@@ -78,9 +85,20 @@ def build_scheduler(cfg: SearchConfig):
         return tune.schedulers.PopulationBasedTraining(
             time_attr="training_iteration",
             perturbation_interval=s.perturbation_interval,
-            hyperparam_mutations={"lr": tune.loguniform(*s.lr_range)},
+            hyperparam_mutations=pbt_space(cfg),
         )
     return None
+
+
+def pbt_space(cfg: SearchConfig) -> dict:
+    """What PBT samples and mutates: train.lr, or sigma as a global scale x per-landmark factors."""
+    s = cfg.scheduler
+    if s.pbt_mutate == "lr":
+        return {"lr": tune.loguniform(*s.lr_range)}
+    space = {"sigma_scale": tune.loguniform(*s.sigma_scale_range)}
+    for k in range(cfg.experiment.data.num_landmarks):
+        space[f"sigma_factor_{k}"] = tune.loguniform(*s.sigma_factor_range)
+    return space
 
 
 def _storage(out_dir: str) -> tuple[str, bool]:
@@ -140,7 +158,7 @@ def run_search(cfg: SearchConfig, out_dir: str = "results", address: str | None 
     }
     param_space = {"trial": tune.grid_search(trial_list(cfg))}
     if cfg.scheduler.name == "pbt":
-        param_space["lr"] = tune.loguniform(*cfg.scheduler.lr_range)
+        param_space.update(pbt_space(cfg))
 
     server = None
     if "rl" in cfg.methods:
@@ -173,8 +191,8 @@ def run_search(cfg: SearchConfig, out_dir: str = "results", address: str | None 
             trainable,
             param_space=param_space,
             tune_config=tune.TuneConfig(
-                metric="mre_mm",
-                mode="min",
+                metric=S.TUNE_METRIC,
+                mode=S.TUNE_MODE,
                 scheduler=build_scheduler(cfg),
                 max_concurrent_trials=cfg.max_concurrent or None,
             ),

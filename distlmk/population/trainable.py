@@ -15,7 +15,8 @@ from pathlib import Path
 import torch
 from ray import tune
 
-from distlmk.config import ExperimentConfig, from_dict
+from distlmk import schema as S
+from distlmk.config import ExperimentConfig, from_dict, to_dict
 from distlmk.train.checkpoint import load_checkpoint, save_checkpoint
 
 CHECKPOINT_FILE = "trainer.pt"
@@ -25,54 +26,34 @@ def trial_experiment(config: dict, run: dict) -> ExperimentConfig:
     """The ExperimentConfig of one trial: shared settings + this trial's method/seed/sigma/lr."""
     exp = from_dict(ExperimentConfig, run["experiment"], "experiment")
     t = config["trial"]
+    if t.get("sigma"):  # the variant's own sigma settings (per-landmark vector, schedule, rl options)
+        exp.sigma = from_dict(type(exp.sigma), deep_merge(to_dict(exp.sigma), t["sigma"]), f"variant {t['variant']}.sigma")
     exp.sigma.method = t["method"]
     exp.train.seed = int(t["seed"])
     if t.get("sigma_init") is not None:
         exp.sigma.init = float(t["sigma_init"])
     if "lr" in config:
         exp.train.lr = float(config["lr"])
+    if "sigma_scale" in config:  # PBT on sigma: the trial's sigma vector comes from its config
+        exp.sigma.per_landmark = pbt_sigma(config, exp)
     exp.train.torch_threads = max(1, int(run.get("cpu", 1)))
     return exp
 
 
-def flatten_record(rec: dict) -> dict:
-    """Trainer record -> Tune metrics (scalars for schedulers, lists kept for our records)."""
-    out = {
-        "epoch": rec["epoch"],
-        "mre_mm": rec["val_mre_mm"],
-        "train_loss": rec["train_loss"],
-        "reward": rec["reward"],
-        "stopped": rec["stopped"],
-        "sigma": rec["sigma"],
-        "sigma_next": rec["sigma_next"],
-        "val_err": rec["val_per_landmark_mre_mm"],
-        "ended": rec["ended"],
-        "images_per_s": rec["images_per_s"],
-        "policy_latency_ms": rec.get("policy_latency_ms"),
-        "policy_failed": rec.get("policy_failed", False),
-        "trial_epochs": rec.get("trial_epochs", 1),
-        "policy_latencies_ms": rec.get("policy_latencies_ms"),
-    }
-    out.update({f"sdr_{k.replace('.', '_')}": v for k, v in rec["val_sdr"].items()})
-    if rec.get("sigma_cov") is not None:
-        out["sigma/cov"] = rec["sigma_cov"]
+def deep_merge(base: dict, over: dict) -> dict:
+    """`base` with `over`'s keys replaced, nested mappings merged key by key."""
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
     return out
 
 
-def flatten_test(metrics: dict) -> dict:
-    out = {
-        "test_mre_mm": metrics["mre_mm"],
-        "test_per_landmark_mre_mm": metrics["per_landmark_mre_mm"],
-    }
-    out.update({f"test_sdr_{k.replace('.', '_')}": v for k, v in metrics["sdr"].items()})
-    if metrics.get("baseline_mean_mre_mm") is not None:
-        out["baseline_mean_mre_mm"] = metrics["baseline_mean_mre_mm"]
-    splits = metrics.get("splits") or {metrics.get("test_split") or "test": metrics}
-    for split, m in splits.items():
-        for key in ("errors_mm", "pred_px"):
-            if key in m:
-                out[f"test/{split}/{key}"] = m[key]
-    return out
+def pbt_sigma(config: dict, exp: ExperimentConfig) -> list[float]:
+    """sigma.init x global scale x per-landmark factor, clipped to the sigma range."""
+    base = exp.sigma.per_landmark or [exp.sigma.init] * exp.data.num_landmarks
+    scale = float(config["sigma_scale"])
+    return [min(max(b * scale * float(config.get(f"sigma_factor_{k}", 1.0)), exp.sigma.min), exp.sigma.max)
+            for k, b in enumerate(base)]
 
 
 def make_trainer(exp: ExperimentConfig, run: dict, trial_id: str):
@@ -109,20 +90,23 @@ def train_trial(config: dict, run: dict) -> None:
             trainer.load_state_dict(load_checkpoint(Path(d) / CHECKPOINT_FILE))
         if "lr" in config:
             trainer.set_lr(float(config["lr"]))
+        if "sigma_scale" in config:  # a PBT exploit: the donor's weights with this trial's (mutated) sigma
+            trainer.controller.load_state_dict({"sigma": pbt_sigma(config, exp)})
     t = config["trial"]
     tags = {
         "method": t["method"],
         "variant": t["variant"],
         "seed": int(t["seed"]),
         "device": str(trainer.device),
+        S.COST_EPOCH_BUDGET: exp.train.epochs,
     }
     faults = [f for f in run.get("faults") or [] if not f["trials"] or t.get("index") in f["trials"]]
     while not trainer.done:
         trainer.poison_loss = any(f["kind"] == "nan" and f["epoch"] == trainer.epoch + 1 for f in faults)
         rec = trainer.run_epoch()
-        metrics = {**tags, **flatten_record(rec)}
-        if trainer.done:
-            metrics.update(flatten_test(trainer.test_metrics()))
+        metrics = {**tags, **rec}
+        if trainer.done and exp.train.evaluate_test:
+            metrics.update(trainer.test_record())
         with tempfile.TemporaryDirectory() as d:
             save_checkpoint(trainer.state_dict(), Path(d) / CHECKPOINT_FILE)
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(d))

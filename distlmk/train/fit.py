@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from distlmk import schema as S
 from distlmk.atomic import atomic_write_json
 from distlmk.config import ExperimentConfig, to_dict
 from distlmk.infer.model import META_FILE
@@ -31,17 +32,24 @@ def fit(cfg: ExperimentConfig, out_dir: str | Path, resume: bool = False, log=pr
     while not trainer.done:
         rec = trainer.run_epoch()
         log(
-            f"epoch {rec['epoch']:3d}/{cfg.train.epochs}  loss {rec['train_loss']:.4f}  "
-            f"val MRE {rec['val_mre_mm']:.2f} mm  sigma mean {sum(rec['sigma_next']) / len(rec['sigma_next']):.2f}  "
-            f"{rec['images_per_s']:.0f} img/s"
+            f"epoch {rec[S.EPOCH]:3d}/{cfg.train.epochs}  loss {rec[S.TRAIN_LOSS]:.4f}  "
+            f"val MRE {rec[S.VAL_MRE]:.2f} mm  sigma mean {sum(rec[S.SIGMA_NEXT]) / len(rec[S.SIGMA_NEXT]):.2f}  "
+            f"{rec[S.TRAIN_IMAGES_PER_S]:.0f} img/s"
         )
         if trainer.epoch % cfg.train.checkpoint_every == 0 or trainer.done:
             state = trainer.state_dict()
             save_checkpoint(state, out / CHECKPOINT)
             atomic_write_json(out / META_FILE, state["meta"])  # what `distlmk predict` reads
         atomic_write_json(out / "history.json", trainer.history)
-    metrics = trainer.test_metrics()
-    ips = [r["images_per_s"] for r in trainer.history]
+    per_split = trainer.test_metrics()
+    first = next(iter(per_split))
+    ips = [r[S.TRAIN_IMAGES_PER_S] for r in trainer.history]
+    # the documented top-level keys are the first test split's; every split is also under test/<split>/
+    metrics = {k: per_split[first][k] for k in ("mre_mm", "sdr", "per_landmark_mre_mm", "baseline_mean_mre_mm")}
+    metrics["test_split"] = first
+    metrics.update({k: v for k, v in trainer.history[-1].items() if k.startswith("val/")})
+    for split, m in per_split.items():
+        metrics.update(S.metric_block(f"test/{split}", m))
     metrics.update(
         {
             "sigma": trainer.controller.sigma_values().tolist(),

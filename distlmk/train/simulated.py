@@ -1,59 +1,26 @@
-"""A cost model standing in for the network: same controller, observation and reward path.
+"""Trainer-compatible cost-model trials: the network replaced by `sim.LandmarkCostModel`.
 
-Why: the central policy must be tested for learning and measured at 256-1,024 trials on
-one machine; a real network per trial would make both impossible. Each simulated landmark
-has a hidden ambiguity a_l. Its best sigma grows with a_l, and so does its error floor
-(which the policy can see as the error level). Per epoch the validation error moves toward
-a floor that rises as sigma leaves that landmark's best value, and falls fastest when sigma
-is near it. Optional `epoch_seconds` sleeps to stand in for compute.
+Same controller, record and RL client path as the network trainer, so populations of
+hundreds of trials (scaling studies, the policy's warm start, learning tests) run on one
+machine. Optional `epoch_seconds` sleeps to stand in for compute.
 """
 
 from __future__ import annotations
 
-import math
 import time
 
 import numpy as np
 
+from distlmk import schema as S
 from distlmk.config import ExperimentConfig
 from distlmk.control import EpochFeedback, SigmaController, make_controller
-from distlmk.train.metrics import SDR_THRESHOLDS_MM
+from distlmk.sim import DIAG_MM, LandmarkCostModel, rayleigh_sdr
+from distlmk.train.errors import NonFiniteLossError
 from distlmk.train.record import epoch_record
-from distlmk.train.trainer import NonFiniteLossError
-
-DIAG_MM = 307.0  # a 240 x 192 mm field, like the synthetic images
 
 
-class LandmarkCostModel:
-    """Per-landmark validation error dynamics as a function of sigma (vectorised over landmarks)."""
-
-    def __init__(self, num_landmarks: int, seed: int, sigma_min: float, sigma_max: float):
-        self.rng = np.random.default_rng([seed, 7919])
-        self.ambiguity = self.rng.uniform(0, 1, num_landmarks)
-        lo, hi = math.log(sigma_min), math.log(sigma_max)
-        self.log_target = lo + (0.15 + 0.7 * self.ambiguity) * (hi - lo)
-        self.floor = 0.8 + 3.0 * self.ambiguity  # mm
-        self.err = self.rng.uniform(8.0, 12.0, num_landmarks)
-
-    def target_sigma(self) -> np.ndarray:
-        return np.exp(self.log_target)
-
-    def step(self, sigma: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Advance one epoch with per-landmark sigma; returns (val error mm [L], train loss [L])."""
-        d = (np.log(sigma) - self.log_target) / 0.4
-        speed = 0.1 + 0.25 * np.exp(-0.5 * d**2)
-        floor = self.floor * (1 + 0.25 * d**2)
-        noise = self.rng.normal(0, 0.01, self.err.shape) * self.err
-        self.err = np.maximum(floor + (self.err - floor) * (1 - speed) + noise, 0.05)
-        loss = self.err * sigma / (1 + sigma) * 0.1
-        return self.err.copy(), loss
-
-    def state_dict(self) -> dict:
-        return {"err": self.err.tolist(), "rng": self.rng.bit_generator.state}
-
-    def load_state_dict(self, s: dict) -> None:
-        self.err = np.asarray(s["err"])
-        self.rng.bit_generator.state = s["rng"]
+def _summary(err: np.ndarray) -> dict:
+    return {"mre_mm": float(err.mean()), "sdr": rayleigh_sdr(err), "per_landmark_mre_mm": err.tolist()}
 
 
 class SimulatedTrainer:
@@ -102,22 +69,17 @@ class SimulatedTrainer:
         )
         self.stopped = self.stopped or decision.stop
         record = epoch_record(
-            self.epoch, self.controller.name, loss, float(err.mean()), _rayleigh_sdr(err), err.tolist(), sigma,
-            self.controller.sigma_values(), decision, 0.0, time.perf_counter() - t0,
+            self.epoch, self.controller.name, loss, _summary(err), sigma, self.controller.sigma_values(),
+            decision, 0.0, time.perf_counter() - t0,
         )
         self.history.append(record)
         if self.done:
             self.controller.close(truncated=not self.stopped)
         return record
 
-    def test_metrics(self) -> dict:
-        err = self.model.err
-        return {
-            "mre_mm": float(err.mean()),
-            "sdr": _rayleigh_sdr(err),
-            "per_landmark_mre_mm": err.tolist(),
-            "test_split": "sim",
-        }
+    def test_record(self) -> dict:
+        """The cost model has no test images: its final error stands in for split "test"."""
+        return S.metric_block("test/test", _summary(self.model.err))
 
     def state_dict(self) -> dict:
         return {
@@ -136,15 +98,6 @@ class SimulatedTrainer:
         )
         self.model.load_state_dict(s["model"])
         self.controller.load_state_dict(s["controller"])
-
-
-def _rayleigh_sdr(mean_err: np.ndarray) -> dict:
-    """SDR (%) if each landmark's radial error were Rayleigh-distributed with this mean."""
-    s = np.maximum(mean_err, 1e-9) / math.sqrt(math.pi / 2)
-    return {
-        f"{t:.1f}": float(100 * np.mean(1 - np.exp(-(t**2) / (2 * s**2))))
-        for t in SDR_THRESHOLDS_MM
-    }
 
 
 class PackedSimulatedTrainer:
@@ -171,6 +124,15 @@ class PackedSimulatedTrainer:
         self.history: list[dict] = []
 
     @property
+    def poison_loss(self) -> bool:
+        return any(s.poison_loss for s in self.subs)
+
+    @poison_loss.setter
+    def poison_loss(self, value: bool) -> None:  # fault injection reaches every sub-trial
+        for s in self.subs:
+            s.poison_loss = value
+
+    @property
     def epoch(self) -> int:
         return max(s.epoch for s in self.subs)
 
@@ -182,31 +144,27 @@ class PackedSimulatedTrainer:
         """PBT mutates lr; the cost model has none (kept for interface parity)."""
 
     def run_epoch(self) -> dict:
+        """One epoch of every live sub-trial, aggregated into one record (means; all latencies)."""
         t0 = time.perf_counter()
         live = [s for s in self.subs if not s.done]
         recs = list(self.pool.map(lambda s: s.run_epoch(), live))
-        err = np.array([r["val_mre_mm"] for r in recs])
-        rewards = [r["reward"] for r in recs if r["reward"] is not None]
-        lat = [r["policy_latency_ms"] for r in recs if r.get("policy_latency_ms") is not None]
-        first = recs[0]
+        rewards = [r[S.RL_REWARD] for r in recs if r[S.RL_REWARD] is not None]
+        lat = [r[S.POLICY_LATENCY_MS] for r in recs if r.get(S.POLICY_LATENCY_MS) is not None]
+        mean_keys = [S.VAL_MRE, *(S.val_key(n) for n in S.SDR_NAMES), S.TRAIN_LOSS]
         record = {
-            **first, "epoch": self.epoch, "val_mre_mm": float(err.mean()), "val_mre_min_mm": float(err.min()),
-            "val_sdr": {k: float(np.mean([r["val_sdr"][k] for r in recs])) for k in first["val_sdr"]},
-            "reward": float(np.mean(rewards)) if rewards else None,
-            "stopped": all(s.stopped for s in self.subs),  # by the policy, as for one trial
-            "trial_epochs": len(recs), "policy_latencies_ms": lat,
-            "policy_latency_ms": float(np.mean(lat)) if lat else None,
-            "epoch_seconds": time.perf_counter() - t0,
+            **recs[0], S.EPOCH: self.epoch, **{k: float(np.mean([r[k] for r in recs])) for k in mean_keys},
+            S.RL_REWARD: float(np.mean(rewards)) if rewards else None,
+            S.RL_STOPPED: all(s.stopped for s in self.subs),  # by the policy, as for one trial
+            S.COST_TRIAL_EPOCHS: len(recs), S.POLICY_LATENCIES_MS: lat,
+            S.POLICY_LATENCY_MS: float(np.mean(lat)) if lat else None,
+            S.TRAIN_EPOCH_S: time.perf_counter() - t0,
         }
         self.history.append(record)
         return record
 
-    def test_metrics(self) -> dict:
-        ms = [s.test_metrics() for s in self.subs]
-        return {"mre_mm": float(np.mean([m["mre_mm"] for m in ms])),
-                "sdr": {k: float(np.mean([m["sdr"][k] for m in ms])) for k in ms[0]["sdr"]},
-                "per_landmark_mre_mm": np.mean([m["per_landmark_mre_mm"] for m in ms], axis=0).tolist(),
-                "test_split": "sim"}
+    def test_record(self) -> dict:
+        err = np.mean([s.model.err for s in self.subs], axis=0)
+        return S.metric_block("test/test", _summary(err))
 
     def state_dict(self) -> dict:
         return {"subs": [s.state_dict() for s in self.subs], "history": self.history}

@@ -13,6 +13,7 @@ import time
 import numpy as np
 import torch
 
+from distlmk import schema as S
 from distlmk.config import ExperimentConfig
 from distlmk.control import EpochFeedback, SigmaController, make_controller
 from distlmk.data import LandmarkDataset, load_dataset
@@ -25,13 +26,12 @@ from distlmk.data.transforms import (
 from distlmk.heatmap import GaussianHeatmapCodec
 from distlmk.infer.core import predict_points
 from distlmk.model import build_model, heatmap_size, resolve_device
+from distlmk.train.errors import NonFiniteLossError
 from distlmk.train.losses import LOSSES
 from distlmk.train.metrics import mean_position_baseline, radial_errors_mm, summarize
 from distlmk.train.record import epoch_record
 
-
-class NonFiniteLossError(RuntimeError):
-    """Training diverged (NaN/inf loss); the message says at which epoch and what to change."""
+__all__ = ["NonFiniteLossError", "Trainer"]
 
 
 class Trainer:
@@ -114,9 +114,10 @@ class Trainer:
             )  # heatmap pixels
             with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp):
                 pred = self.model(x_t)
+            sigma = self.controller.sigma(self.device)
             target = self.controller.targets(self.codec, p_t)
             per_lm = self.loss_fn(pred.float(), target)
-            loss = per_lm.mean() + self.controller.penalty()
+            loss = (per_lm * self.controller.loss_weights(sigma)).mean() + self.controller.penalty()
             if self.poison_loss:
                 loss = loss * float("nan")
             if not torch.isfinite(loss):
@@ -151,14 +152,15 @@ class Trainer:
         return build_meta(self.cfg, self.dataset, self.controller)
 
     def evaluate(self, split: str, per_image: bool = False) -> dict:
-        """MRE/SDR of a split; per_image adds errors_mm [N, L] and pred_px [N, L, 2] (original pixels)."""
+        """`summarize` of a split; with per_image also its radial errors [N, L] (`errors_mm`) and
+        predicted points [N, L, 2] in original pixels (`pred_px`)."""
         data = self.splits[split]
         pred = self.predict(split)
         errors = radial_errors_mm(pred, data.orig_points, data.spacing_mm)
         out = summarize(errors)
         if per_image:
-            out["errors_mm"] = errors.tolist()
-            out["pred_px"] = pred.tolist()
+            out["errors_mm"] = np.round(errors, 4).tolist()
+            out["pred_px"] = np.round(pred, 3).tolist()
         return out
 
     def run_epoch(self) -> dict:
@@ -180,29 +182,28 @@ class Trainer:
         )
         self.stopped = self.stopped or decision.stop
         record = epoch_record(
-            self.epoch, self.controller.name, train_loss, val["mre_mm"], val["sdr"], val["per_landmark_mre_mm"],
-            sigma_used, self.controller.sigma_values(), decision, n_images / max(t_train, 1e-9),
-            time.perf_counter() - t0,
+            self.epoch, self.controller.name, train_loss, val, sigma_used, self.controller.sigma_values(),
+            decision, n_images / max(t_train, 1e-9), time.perf_counter() - t0,
         )
         cov = self.controller.cov_values()
         if cov is not None:  # learned_anisotropic: (sigma_x, sigma_y, angle rad) after the epoch
-            record["sigma_cov"] = cov.tolist()
+            record[S.SIGMA_COV] = cov.tolist()
         self.history.append(record)
         if self.done:
             self.controller.close(truncated=not self.stopped)
         return record
 
     def test_metrics(self) -> dict:
-        """Metrics on every test split; the first test split's figures are also top-level."""
-        tests = self.dataset.test_splits
-        per = {s: self.evaluate(s, per_image=True) for s in tests}
-        out = dict(per[tests[0]]) if tests else {}
-        out["test_split"] = tests[0] if tests else None
-        if len(tests) > 1:
-            out["splits"] = per
-        if tests:
-            out["baseline_mean_mre_mm"] = self.baseline_mre(tests[0])
+        """Every test split, read once at the end: {split: summarize dict + errors_mm + baseline}."""
+        out = {}
+        for split in self.dataset.test_splits:
+            out[split] = self.evaluate(split, per_image=True)
+            out[split]["baseline_mean_mre_mm"] = self.baseline_mre(split)
         return out
+
+    def test_record(self) -> dict:
+        """`test_metrics` in the schema's flat names (`test/<split>/...`)."""
+        return {k: v for split, m in self.test_metrics().items() for k, v in S.metric_block(f"test/{split}", m).items()}
 
     def baseline_mre(self, split: str) -> float:
         ds = self.dataset
