@@ -23,9 +23,17 @@ def _cmd_data_synth(args: argparse.Namespace) -> int:
     from distlmk.data.folder import write_folder
     from distlmk.data.synthetic import synthetic_dataset
 
-    ds = synthetic_dataset(
-        args.train, args.val, args.test, args.landmarks, args.seed, tuple(args.size)
-    )
+    if args.config:  # exactly the set a training config uses (sizes, seed, spacing, noise, labels)
+        from distlmk.data import load_dataset
+
+        cfg = load_yaml(args.config, ExperimentConfig).data
+        if cfg.format != "synthetic":
+            raise ConfigError(f"{args.config}: data.format is {cfg.format!r}; --config needs a synthetic config")
+        ds = load_dataset(cfg)
+    else:
+        ds = synthetic_dataset(
+            args.train, args.val, args.test, args.landmarks, args.seed, tuple(args.size)
+        )
     out = write_folder(ds, args.out, args.split)
     n = sum(len(ds.splits[s]) for s in set(args.split)) if args.split else len(ds.images)
     print(
@@ -162,6 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
     dsub = d.add_subparsers(dest="data_command", required=True)
     s = dsub.add_parser("synth", help="write the synthetic set in the generic folder format")
     s.add_argument("--out", required=True)
+    s.add_argument("--config", help="take the set from this training config's data block (other sizes ignored)")
     s.add_argument("--train", type=int, default=150)
     s.add_argument("--val", type=int, default=30)
     s.add_argument("--test", type=int, default=60)

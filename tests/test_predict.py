@@ -42,8 +42,7 @@ def trained(tmp_path_factory, cache_dir):
     model = tmp / "M"
     assert main(["train", "--config", str(tmp / "c.yaml"), "--out", str(model)]) == 0
     data = tmp / "synth"
-    assert main(["data", "synth", "--out", str(data), "--train", "16", "--val", "6", "--test", "10",
-                 "--size", "128", "112", "--split", "test"]) == 0
+    assert main(["data", "synth", "--config", str(tmp / "c.yaml"), "--out", str(data), "--split", "test"]) == 0
     return model, data
 
 
