@@ -256,3 +256,18 @@ def comparison_rl_sigma(records: pd.DataFrame, per_landmark: list[float], path: 
         ax.tick_params(labelsize=6)
     fig.suptitle("rl sigma by epoch (red, mean of held-out trials) vs per-landmark static sigma (dotted)")
     return _save(fig, path)
+
+
+def comparison_cost(c: dict, path: Path) -> Path:
+    """Held-out test MRE against compute (trial-epochs incl. the grid or generations behind a choice)."""
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    for v, m in c["methods"].items():
+        color = "tab:red" if v.startswith("rl") else "tab:blue"
+        ax.scatter(m["trial_epochs"], m["mean"], color=color, zorder=3)
+        ax.annotate(f"{v} ({m['epochs_used']:.1f} ep)", (m["trial_epochs"], m["mean"]), fontsize=7,
+                    xytext=(4, 3), textcoords="offset points")
+    ax.set_xlabel("trial-epochs spent (selection + held-out runs)")
+    ax.set_ylabel("held-out test MRE (mm)")
+    ax.set_title("Accuracy against compute (epochs used per held-out trial in brackets)")
+    ax.grid(alpha=0.3)
+    return _save(fig, path)

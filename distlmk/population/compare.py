@@ -68,7 +68,7 @@ class Comparison:
     # --- running one stage ----------------------------------------------------------
     def run_stage(self, name: str, variants: list[VariantConfig], seeds: list[int], *, evaluate_test: bool,
                   policy_checkpoint: str | None = None, freeze: bool = False, warm_start: bool = True,
-                  scheduler: dict | None = None) -> Stage:
+                  scheduler: dict | None = None, policy_seed: int = 0) -> Stage:
         exp_dir = self.root / name
         if self.resume and (exp_dir / "run_info.json").is_file() and (exp_dir / "summary.parquet").is_file():
             log.info("stage %s: done earlier, reusing %s", name, exp_dir)
@@ -79,6 +79,7 @@ class Comparison:
             sc.policy.checkpoint = policy_checkpoint
             sc.policy.freeze = freeze
             sc.policy.explore = not freeze  # a frozen policy acts greedily
+            sc.policy.seed += policy_seed  # each generation explores with its own random stream
             if not warm_start or policy_checkpoint:
                 sc.policy.pretrain_rounds = 0
             if scheduler:
@@ -135,7 +136,7 @@ class Comparison:
         for g in range(1, self.cfg.generations + 1):
             stage = self.run_stage(f"{prefix}{g}", [self.rl_variant(choice, replicas=self.cfg.rl_replicas)],
                                    self.cfg.train_seeds, evaluate_test=False, policy_checkpoint=checkpoint,
-                                   warm_start=warm_start)
+                                   warm_start=warm_start, policy_seed=g)
             checkpoint = str(stage.exp_dir / "policy" / "final")
             s = stage.summary
             curve.append({

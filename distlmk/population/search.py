@@ -68,6 +68,11 @@ def validate(cfg: SearchConfig) -> None:
         raise ConfigError("fixed_sigmas: give at least one sigma for the fixed method")
 
 
+def uses_policy(cfg: SearchConfig) -> bool:
+    """Whether any trial is an rl trial (then the central policy server runs)."""
+    return "rl" in cfg.methods or any(v.method == "rl" for v in cfg.variants)
+
+
 def policy_server_name(cfg: SearchConfig) -> str:
     return f"{cfg.experiment.sigma.rl.server_name}:{cfg.name}"
 
@@ -161,7 +166,7 @@ def run_search(cfg: SearchConfig, out_dir: str = "results", address: str | None 
         param_space.update(pbt_space(cfg))
 
     server = None
-    if "rl" in cfg.methods:
+    if uses_policy(cfg):
         from distlmk.policy.server import start_policy_server
 
         server = start_policy_server(
