@@ -79,14 +79,14 @@ class RLControlConfig:
 
 @dataclass
 class SigmaConfig:
-    method: Literal["fixed", "schedule", "learned", "adaloss", "rl"] = "fixed"
+    method: Literal["fixed", "schedule", "learned", "learned_anisotropic", "adaloss", "rl"] = "fixed"
     init: float = 3.0  # heatmap pixels (input pixels / model.out_stride)
     # per-landmark starting sigmas [L] (heatmap pixels); empty: `init` for every landmark. With
     # method fixed this is the per_landmark_static baseline (each landmark's sigma chosen on validation)
     per_landmark: list[float] = field(default_factory=list)
     min: float = 1.0
     max: float = 8.0
-    # learned (Payer et al.): sigma is a trainable parameter with an L2 regulariser
+    # learned / learned_anisotropic (Payer et al.): sigma (or sigma_x, sigma_y, angle) trainable, L2 regulariser
     learned_lr: float = 0.05
     learned_reg: float = 0.5
     # adaloss (Teixeira et al. 2019): shrink sigma as the loss variance falls
@@ -182,7 +182,7 @@ class FaultConfig:
     trials: list[int] = field(default_factory=list)  # indices in the trial grid; empty = every trial
 
 
-METHODS = ("fixed", "schedule", "learned", "adaloss", "rl")
+METHODS = ("fixed", "schedule", "learned", "learned_anisotropic", "adaloss", "rl")
 
 
 @dataclass
@@ -191,7 +191,7 @@ class VariantConfig:
     per_landmark_static baseline: method fixed with sigma.per_landmark set)."""
 
     name: str = "variant"  # its label in records and reports
-    method: Literal["fixed", "schedule", "learned", "adaloss", "rl"] = "fixed"
+    method: Literal["fixed", "schedule", "learned", "learned_anisotropic", "adaloss", "rl"] = "fixed"
     sigma: dict[str, Any] = field(default_factory=dict)  # overrides of experiment.sigma for this variant
     replicas: int = 1  # trials per seed (rl: several clients of the one policy)
 
@@ -200,7 +200,7 @@ class VariantConfig:
 class SearchConfig:
     name: str = "population"
     experiment: ExperimentConfig = field(default_factory=ExperimentConfig)
-    methods: list[Literal["fixed", "schedule", "learned", "adaloss", "rl"]] = field(
+    methods: list[Literal["fixed", "schedule", "learned", "learned_anisotropic", "adaloss", "rl"]] = field(
         default_factory=lambda: ["fixed", "learned", "adaloss", "rl"]
     )
     variants: list[VariantConfig] = field(default_factory=list)  # named settings run beside `methods`
@@ -249,7 +249,7 @@ class CompareConfig:
     cold_start_ablation: bool = True  # also train a policy without the simulator warm start
     pbt_population: int = 4  # PBT members per held-out seed (sigma scale + per-landmark factors)
     pbt_perturbation_interval: int = 4  # epochs between PBT exploits
-    baselines: list[Literal["learned", "adaloss", "pbt"]] = field(
+    baselines: list[Literal["learned", "learned_anisotropic", "adaloss", "pbt"]] = field(
         default_factory=lambda: ["learned", "adaloss", "pbt"])
     rl_stop_variant: bool = True  # also evaluate the frozen policy with its stop action allowed
     bootstrap_reps: int = 2000  # resamples for the 95 % CIs

@@ -60,7 +60,8 @@ def test_mre_by_seed(summary: pd.DataFrame, variant: str, split: str) -> dict[in
 
 
 # --- the report ------------------------------------------------------------------------
-RL_BASELINES = ("best_fixed_by_val", "per_landmark_static", "schedule", "learned", "adaloss", "pbt")
+RL_BASELINES = ("best_fixed_by_val", "per_landmark_static", "schedule", "learned", "learned_anisotropic", "adaloss",
+                "pbt")
 
 
 def heldout_summary(summaries: dict[str, pd.DataFrame]) -> pd.DataFrame:

@@ -13,7 +13,8 @@ import pandas as pd  # noqa: E402
 
 from distlmk import schema as S  # noqa: E402
 
-COLORS = {"fixed": "tab:blue", "learned": "tab:orange", "adaloss": "tab:green", "rl": "tab:red"}
+COLORS = {"fixed": "tab:blue", "learned": "tab:orange", "learned_anisotropic": "tab:brown", "adaloss": "tab:green",
+          "rl": "tab:red"}
 
 
 def _save(fig, path: Path) -> Path:

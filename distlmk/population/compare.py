@@ -161,7 +161,7 @@ class Comparison:
             VariantConfig("schedule", "schedule", {"schedule_start": spec["start"], "schedule_end": spec["end"],
                                                    "schedule_shape": spec["shape"]}),
         ]
-        variants += [VariantConfig(b, b) for b in c.baselines if b in ("learned", "adaloss")]
+        variants += [VariantConfig(b, b) for b in c.baselines if b in ("learned", "learned_anisotropic", "adaloss")]
         final = policies["rl"]
         variants.append(self.rl_variant(choice, "rl", allow_stop=False))
         if c.rl_stop_variant:
