@@ -1,4 +1,4 @@
-"""The `distlmk` command line: train, data synth/check, search, analyze."""
+"""The `distlmk` command line: train, data synth/check, search, analyze, predict, export."""
 
 from __future__ import annotations
 
@@ -24,12 +24,21 @@ def _cmd_data_synth(args: argparse.Namespace) -> int:
     from distlmk.data.folder import write_folder
     from distlmk.data.synthetic import synthetic_dataset
 
-    ds = synthetic_dataset(
-        args.train, args.val, args.test, args.landmarks, args.seed, tuple(args.size)
-    )
-    out = write_folder(ds, args.out)
+    if args.config:  # exactly the set a training config uses (sizes, seed, spacing, noise, labels)
+        from distlmk.data import load_dataset
+
+        cfg = load_yaml(args.config, ExperimentConfig).data
+        if cfg.format != "synthetic":
+            raise ConfigError(f"{args.config}: data.format is {cfg.format!r}; --config needs a synthetic config")
+        ds = load_dataset(cfg)
+    else:
+        ds = synthetic_dataset(
+            args.train, args.val, args.test, args.landmarks, args.seed, tuple(args.size)
+        )
+    out = write_folder(ds, args.out, args.split)
+    n = sum(len(ds.splits[s]) for s in set(args.split)) if args.split else len(ds.images)
     print(
-        f"wrote {len(ds.images)} images with {ds.num_landmarks} landmarks to {out} (folder format)"
+        f"wrote {n} images with {ds.num_landmarks} landmarks to {out} (folder format)"
     )
     return 0
 
@@ -134,9 +143,66 @@ EXIT_BAD_INPUT = 2  # bad config, data or path: nothing was run
 EXIT_TRIALS_FAILED = 3  # `search` finished, report written, but at least one trial ended in error
 
 EPILOG = (
-    "exit status: 0 ok; 2 bad config, data or path (nothing run); "
-    "3 search finished with failed trials (report still written)"
+    "exit status: 0 ok; 2 bad config, data or path (nothing run); 3 partial failure: search finished "
+    "with failed trials (report still written), or predict could not read some images"
 )
+
+
+# --- using a model: predict, export (issue 11) ---------------------------------------------
+EXIT_SOME_IMAGES_FAILED = 3  # predict: the others were predicted; see OUT/failed.csv
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from distlmk.infer.predict import format_result, predict_images
+
+    res = predict_images(
+        args.model, args.images, args.out, args.device, args.overlays, args.spacing_mm, args.truth,
+        args.batch_size,
+    )
+    print(format_result(res))
+    return EXIT_SOME_IMAGES_FAILED if res.failed else 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from distlmk.infer.export import export_best
+
+    info = export_best(args.experiment_dir, args.out, by=args.by)
+    test = "no test metrics" if info["test_mre_mm"] is None else f"{info['test_split']} MRE {info['test_mre_mm']:.3f} mm"
+    print(
+        f"exported trial {info['trial_id']} ({info['variant']}, seed {info['seed']}; val MRE "
+        f"{info['val_mre_mm']:.3f} mm, {test}) -> {args.out}"
+    )
+    return 0
+
+
+def _add_use_commands(sub) -> None:
+    fmt = argparse.ArgumentDefaultsHelpFormatter
+    pr = sub.add_parser(
+        "predict", formatter_class=fmt,
+        help="landmarks on new images (PNG/JPEG/BMP/TIFF/DICOM) with a trained or exported model",
+        description="Writes OUT/predictions.csv (image,landmark,name,x,y,x_mm,y_mm,confidence; pixels of the "
+        "original image) and OUT/overlays/*.png. Exit code 0: all images predicted; "
+        f"{EXIT_SOME_IMAGES_FAILED}: some images could not be read (listed, the others predicted); "
+        "2: nothing predicted (no images, unreadable model).",
+    )
+    pr.add_argument("--model", required=True,
+                    help="a `distlmk train` output folder, a trial checkpoint (folder or trainer.pt) or an export folder")
+    pr.add_argument("--images", required=True, nargs="+", help="image files and/or folders of images")
+    pr.add_argument("--out", default="predictions", help="output folder")
+    pr.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="auto: CUDA when available")
+    pr.add_argument("--overlays", action=argparse.BooleanOptionalAction, default=True,
+                    help="write an overlay PNG per image")
+    pr.add_argument("--spacing-mm", type=float, help="mm per pixel for images whose file has none (not DICOM)")
+    pr.add_argument("--truth", help="a landmarks.csv (image,landmark,x,y): also report the error against it")
+    pr.add_argument("--batch-size", type=int, default=16, help="images per forward pass")
+    pr.set_defaults(func=_cmd_predict)
+
+    ex = sub.add_parser("export", formatter_class=fmt, help="export the best trial of a search (chosen on validation) for predict")
+    ex.add_argument("experiment_dir", help="a `distlmk search` experiment folder, e.g. results/<name>")
+    ex.add_argument("--by", default="val", choices=["val"],
+                    help="selection split: the final validation MRE (never the test set)")
+    ex.add_argument("--out", required=True, help="model folder to write (model.pt, model.json, export.json)")
+    ex.set_defaults(func=_cmd_export)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -158,12 +224,14 @@ def build_parser() -> argparse.ArgumentParser:
     dsub = d.add_subparsers(dest="data_command", required=True)
     s = command(dsub, "synth", "write the synthetic set in the generic folder format")
     s.add_argument("--out", required=True, help="folder to write images/ and landmarks.csv into")
+    s.add_argument("--config", help="take the set from this training config's data block (other sizes ignored)")
     s.add_argument("--train", type=int, default=150, help="training images")
     s.add_argument("--val", type=int, default=30, help="validation images")
     s.add_argument("--test", type=int, default=60, help="test images")
     s.add_argument("--landmarks", type=int, default=19, help="landmarks per image")
     s.add_argument("--seed", type=int, default=0, help="generator seed")
     s.add_argument("--size", type=int, nargs=2, default=[320, 256], metavar=("H", "W"), help="image size")
+    s.add_argument("--split", nargs="+", help="write only these splits (e.g. test: the images a model was not trained on)")
     s.set_defaults(func=_cmd_data_synth)
     c = command(dsub, "check", "validate a dataset and print a summary")
     c.add_argument("--format", required=True, choices=["synthetic", "isbi2015", "folder"], help="dataset layout")
@@ -207,6 +275,7 @@ def build_parser() -> argparse.ArgumentParser:
     cf.add_argument("kind", nargs="?", default="search", choices=["search", "experiment", "ablation", "compare"],
                     help="which config file kind")
     cf.set_defaults(func=_cmd_config)
+    _add_use_commands(sub)
     return p
 
 

@@ -85,15 +85,16 @@ class RLControlConfig:
 class SigmaConfig:
     """The heatmap sigma and the controller that sets it."""
 
-    method: Literal["fixed", "schedule", "learned", "adaloss", "rl"] = "fixed"  # sigma controller
+    method: Literal["fixed", "schedule", "learned", "learned_anisotropic", "adaloss", "rl"] = "fixed"  # sigma controller
     init: float = 3.0  # heatmap pixels (input pixels / model.out_stride)
     # per-landmark starting sigmas [L] (heatmap pixels); empty: `init` for every landmark. With
     # method fixed this is the per_landmark_static baseline (each landmark's sigma chosen on validation)
     per_landmark: list[float] = field(default_factory=list)
     min: float = 1.0  # lower bound for every controller, heatmap pixels
     max: float = 8.0  # upper bound for every controller, heatmap pixels
-    learned_lr: float = 0.05  # learned (Payer et al.): learning rate of the sigma parameters
-    learned_reg: float = 0.5  # learned: L2 regulariser weight pulling sigma down
+    # learned / learned_anisotropic (Payer et al.): learning rate of the trainable sigma (or sigma_x, sigma_y, angle)
+    learned_lr: float = 0.05
+    learned_reg: float = 0.5  # learned / learned_anisotropic: L2 regulariser weight pulling sigma down
     adaloss_window: int = 3  # adaloss (Teixeira et al. 2019): epochs of loss history per decision
     adaloss_shrink: float = 0.85  # adaloss: sigma factor when the loss variance falls
     schedule_start: float = 4.0  # schedule: coarse-to-fine curriculum starts here (heatmap pixels)
@@ -212,7 +213,7 @@ class SimulationConfig:
     pack: int = 1  # simulated trials per Tune trial process (1,024 clients on one machine)
 
 
-METHODS = ("fixed", "schedule", "learned", "adaloss", "rl")
+METHODS = ("fixed", "schedule", "learned", "learned_anisotropic", "adaloss", "rl")
 
 
 @dataclass
@@ -221,7 +222,7 @@ class VariantConfig:
     per_landmark_static baseline: method fixed with sigma.per_landmark set)."""
 
     name: str = "variant"  # its label in records and reports
-    method: Literal["fixed", "schedule", "learned", "adaloss", "rl"] = "fixed"  # its sigma controller
+    method: Literal["fixed", "schedule", "learned", "learned_anisotropic", "adaloss", "rl"] = "fixed"  # its sigma controller
     sigma: dict[str, Any] = field(default_factory=dict)  # overrides of experiment.sigma for this variant
     replicas: int = 1  # trials per seed (rl: several clients of the one policy)
 
@@ -232,7 +233,7 @@ class SearchConfig:
 
     name: str = "population"  # experiment folder name under --out
     experiment: ExperimentConfig = field(default_factory=ExperimentConfig)  # shared by every trial
-    methods: list[Literal["fixed", "schedule", "learned", "adaloss", "rl"]] = field(
+    methods: list[Literal["fixed", "schedule", "learned", "learned_anisotropic", "adaloss", "rl"]] = field(
         default_factory=lambda: ["fixed", "learned", "adaloss", "rl"]
     )  # sigma methods compared (same seeds and budget each)
     variants: list[VariantConfig] = field(default_factory=list)  # named settings run beside `methods`
@@ -283,7 +284,7 @@ class CompareConfig:
     cold_start_ablation: bool = True  # also train a policy without the simulator warm start
     pbt_population: int = 4  # PBT members per held-out seed (sigma scale + per-landmark factors)
     pbt_perturbation_interval: int = 4  # epochs between PBT exploits
-    baselines: list[Literal["learned", "adaloss", "pbt"]] = field(
+    baselines: list[Literal["learned", "learned_anisotropic", "adaloss", "pbt"]] = field(
         default_factory=lambda: ["learned", "adaloss", "pbt"])  # other methods evaluated on the held-out seeds
     rl_stop_variant: bool = True  # also evaluate the frozen policy with its stop action allowed
     bootstrap_reps: int = 2000  # resamples for the 95 % CIs

@@ -10,7 +10,8 @@ One epoch of one trial is a flat dict whose keys say what each number is:
   policy/...    latency_ms, failed, latencies_ms
   cost/...      trial_epochs (epochs of compute behind this row: > 1 for packed simulated trials),
                 epoch_budget
-  test/<split>/ mre_mm, sdr_*, per_landmark_mre_mm [L], errors_mm [N, L], baseline_mean_mre_mm
+  test/<split>/ mre_mm, sdr_*, per_landmark_mre_mm [L], errors_mm [N, L], pred_px [N, L, 2]
+                (predicted points, original pixels), baseline_mean_mre_mm
                 (only in a trial's last record; every test split: "test", or ISBI's "Test1", "Test2")
 
 Trainers build records with `epoch_record`, trials add `test_metrics`, the driver keeps
@@ -37,7 +38,7 @@ VAL_PER_LANDMARK = "val/per_landmark_mre_mm"
 
 SIGMA_USED = "sigma/used"
 SIGMA_NEXT = "sigma/next"
-SIGMA_COV = "sigma/cov"
+SIGMA_COV = "sigma/cov"  # learned_anisotropic: [L, 3] (sigma_x >= sigma_y, angle rad of the long axis), after the epoch
 
 RL_REWARD = "rl/reward"
 RL_ENDED = "rl/ended"
@@ -90,7 +91,7 @@ def metric_block(prefix: str, summary: dict) -> dict:
     out = {f"{prefix}/mre_mm": summary["mre_mm"], f"{prefix}/per_landmark_mre_mm": summary["per_landmark_mre_mm"]}
     for t in SDR_THRESHOLDS_MM:
         out[f"{prefix}/{sdr_name(t)}"] = summary["sdr"][f"{t:.1f}"]
-    for extra in ("errors_mm", "baseline_mean_mre_mm"):
+    for extra in ("errors_mm", "pred_px", "baseline_mean_mre_mm"):
         if summary.get(extra) is not None:
             out[f"{prefix}/{extra}"] = summary[extra]
     return out

@@ -4,4 +4,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-exec .venv/bin/distlmk search --config tune_configs/synthetic_population.yaml --out results "$@"
+.venv/bin/distlmk search --config tune_configs/synthetic_population.yaml --out results "$@"
+# the headline of the committed held-out comparison (`distlmk compare`, ~40 min, not rerun here)
+result=benchmarks/results/comparison_synthetic_benchmark.json
+if [ -f "$result" ]; then
+  echo
+  echo "Does the policy beat a sigma grid? ($result; rerun: distlmk compare --config tune_configs/synthetic_benchmark.yaml)"
+  .venv/bin/python -c "import json, sys; from distlmk.analysis.comparison import headline; print(headline(json.load(open(sys.argv[1]))))" "$result"
+fi

@@ -39,10 +39,52 @@ def test_per_sample_sigma_and_gradient():
 
 
 def test_decode_noisy_peak_is_robust():
-    codec = GaussianHeatmapCodec((64, 64), blur_sigma=1.0)
+    codec = GaussianHeatmapCodec((64, 64))
     pts = torch.tensor([[[30.4, 20.6]]])
     hm = codec.encode(pts, 3.0) + 0.02 * torch.randn(
         1, 1, 64, 64, generator=torch.Generator().manual_seed(0)
     )
     dec, _ = codec.decode(hm)
     assert np.linalg.norm((dec - pts).numpy()) < 0.5
+
+
+def test_anisotropic_with_equal_sigmas_is_isotropic():
+    codec = GaussianHeatmapCodec((40, 36))
+    g = torch.Generator().manual_seed(1)
+    pts = torch.rand(3, 5, 2, generator=g) * 30 + 3
+    sig = torch.tensor([1.0, 1.5, 2.0, 3.0, 4.5])
+    for angle in (0.0, 0.4, -1.3, 2.0):
+        cov = torch.stack([sig, sig, torch.full_like(sig, angle)], dim=-1)
+        torch.testing.assert_close(codec.encode_anisotropic(pts, cov), codec.encode(pts, sig), atol=1e-6, rtol=1e-5)
+
+
+def test_anisotropic_known_values_and_orientation():
+    codec = GaussianHeatmapCodec((21, 21))
+    pts = torch.tensor([[[10.0, 10.0]]])
+    hm = codec.encode_anisotropic(pts, torch.tensor([[4.0, 1.0, 0.0]]))[0, 0]
+    assert hm[10, 14].item() == pytest.approx(math.exp(-0.5))  # one sigma_x along x
+    assert hm[11, 10].item() == pytest.approx(math.exp(-0.5))  # one sigma_y along y
+    rot = codec.encode_anisotropic(pts, torch.tensor([[4.0, 1.0, math.pi / 2]]))[0, 0]
+    torch.testing.assert_close(rot, hm.T)  # a quarter turn swaps the axes
+    diag = codec.encode_anisotropic(pts, torch.tensor([[4.0, 1.0, math.pi / 4]]))[0, 0]
+    assert diag[13, 13] > diag[13, 7]  # the long axis runs down-right (y points down)
+
+
+@pytest.mark.parametrize("cov", [(3.0, 1.2, 0.3), (1.0, 4.0, -0.9), (2.5, 2.0, 1.4)])
+def test_decode_finds_the_centre_of_anisotropic_gaussians(cov):
+    codec = GaussianHeatmapCodec((64, 56))
+    g = torch.Generator().manual_seed(7)
+    pts = torch.rand(4, 6, 2, generator=g) * torch.tensor([36.0, 44.0]) + 10
+    hm = codec.encode_anisotropic(pts, torch.tensor([cov] * 6))
+    dec, maxval = codec.decode(hm)
+    assert (dec - pts).abs().max().item() <= 0.05
+    assert maxval.min().item() > 0.5
+
+
+def test_anisotropic_gradient_reaches_every_parameter():
+    codec = GaussianHeatmapCodec((32, 32))
+    pts = torch.tensor([[[10.3, 12.7], [20.0, 5.5]]])
+    cov = torch.tensor([[2.0, 3.0, 0.3], [4.0, 1.5, -0.7]], requires_grad=True)
+    target = codec.encode_anisotropic(pts + 0.7, torch.tensor([[2.5, 2.0, 0.0], [3.0, 3.0, 0.0]]))
+    ((codec.encode_anisotropic(pts, cov) - target) ** 2).sum().backward()
+    assert cov.grad is not None and torch.all(cov.grad.abs() > 0)

@@ -36,7 +36,7 @@ def test_short_training_loss_falls_and_metrics_contract(tiny_experiment, tmp_pat
     assert saved["val/mre_mm"] == hist[-1]["val/mre_mm"]
 
 
-@pytest.mark.parametrize("method", ["learned", "adaloss"])
+@pytest.mark.parametrize("method", ["learned", "learned_anisotropic", "adaloss"])
 def test_methods_train(tiny_experiment, method):
     tiny_experiment.sigma.method = method
     tiny_experiment.train.epochs = 2
@@ -46,6 +46,8 @@ def test_methods_train(tiny_experiment, method):
         tr.run_epoch()
     assert tr.history[-1]["method"] == method
     assert np.isfinite(tr.history[-1]["val/mre_mm"])
+    if method == "learned_anisotropic":
+        assert np.asarray(tr.history[-1]["sigma/cov"]).shape == (19, 3)
 
 
 def test_resume_from_checkpoint_continues_exactly(tiny_experiment, tmp_path):

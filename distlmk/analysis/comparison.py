@@ -60,7 +60,8 @@ def test_mre_by_seed(summary: pd.DataFrame, variant: str, split: str) -> dict[in
 
 
 # --- the report ------------------------------------------------------------------------
-RL_BASELINES = ("best_fixed_by_val", "per_landmark_static", "schedule", "learned", "adaloss", "pbt")
+RL_BASELINES = ("best_fixed_by_val", "per_landmark_static", "schedule", "learned", "learned_anisotropic", "adaloss",
+                "pbt")
 
 
 def heldout_summary(summaries: dict[str, pd.DataFrame]) -> pd.DataFrame:
@@ -166,7 +167,7 @@ def render_markdown(c: dict) -> str:
         lines += [f"| {p['generation']}{label} | {p['rl_val_mre_mm']:.3f} | {p['mean_epochs']:.1f} | "
                   f"{p['mean_trial_return']:.2f} | {p['policy_updates']} |" for p in curve]
     lines += ["", c["delta"], "", "![learning curve](learning_curve.png)", "", "![held-out deltas](heldout_deltas.png)",
-              "", "![rl sigma](rl_sigma.png)", ""]
+              "", "![accuracy against compute](cost.png)", "", "![rl sigma](rl_sigma.png)", ""]
     return "\n".join(lines)
 
 
@@ -180,9 +181,23 @@ def write_comparison(result: dict) -> Path:
     atomic_write_json(root / "comparison.json", c)
     plots.comparison_learning_curve(c, root / "learning_curve.png")
     plots.comparison_deltas(c, root / "heldout_deltas.png")
+    plots.comparison_cost(c, root / "cost.png")
     held = heldout_summary(result["summaries"])
     records = [pd.read_parquet(Path(root / name / "records.parquet")) for name in result["summaries"]
                if name == "heldout"]
     plots.comparison_rl_sigma(records[0] if records else held.iloc[:0], c["per_landmark_sigma"], root / "rl_sigma.png")
     atomic_write_text(root / "comparison.md", render_markdown(c))
     return root / "comparison.md"
+
+
+def headline(c: dict) -> str:
+    """Three lines a user reads first: headroom, rl against the grid, rl against the best baseline."""
+    h = c["headroom"]
+    best_base = min((b for b in c["rl_vs"]), key=lambda b: c["methods"][b]["mean"])
+    return "\n".join([
+        f"[{c['name']}] held-out seeds {c['heldout_seeds']}, test MRE: "
+        + ", ".join(f"{v} {m['mean']:.3f}" for v, m in sorted(c["methods"].items(), key=lambda kv: kv[1]["mean"])),
+        f"headroom ({h['strategy']} vs best fixed σ by validation): {_ci(h)}",
+        f"rl vs best fixed σ: {_ci(c['rl_vs']['best_fixed_by_val'])}; rl vs {best_base} (best baseline): "
+        f"{_ci(c['rl_vs'][best_base])}",
+    ])

@@ -13,7 +13,8 @@ import pandas as pd  # noqa: E402
 
 from distlmk import schema as S  # noqa: E402
 
-COLORS = {"fixed": "tab:blue", "learned": "tab:orange", "adaloss": "tab:green", "rl": "tab:red"}
+COLORS = {"fixed": "tab:blue", "learned": "tab:orange", "learned_anisotropic": "tab:brown", "adaloss": "tab:green",
+          "rl": "tab:red"}
 
 
 def _save(fig, path: Path) -> Path:
@@ -254,4 +255,19 @@ def comparison_rl_sigma(records: pd.DataFrame, per_landmark: list[float], path: 
         ax.set_title(f"landmark {k}", fontsize=7)
         ax.tick_params(labelsize=6)
     fig.suptitle("rl sigma by epoch (red, mean of held-out trials) vs per-landmark static sigma (dotted)")
+    return _save(fig, path)
+
+
+def comparison_cost(c: dict, path: Path) -> Path:
+    """Held-out test MRE against compute (trial-epochs incl. the grid or generations behind a choice)."""
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    for v, m in c["methods"].items():
+        color = "tab:red" if v.startswith("rl") else "tab:blue"
+        ax.scatter(m["trial_epochs"], m["mean"], color=color, zorder=3)
+        ax.annotate(f"{v} ({m['epochs_used']:.1f} ep)", (m["trial_epochs"], m["mean"]), fontsize=7,
+                    xytext=(4, 3), textcoords="offset points")
+    ax.set_xlabel("trial-epochs spent (selection + held-out runs)")
+    ax.set_ylabel("held-out test MRE (mm)")
+    ax.set_title("Accuracy against compute (epochs used per held-out trial in brackets)")
+    ax.grid(alpha=0.3)
     return _save(fig, path)

@@ -73,6 +73,13 @@ def analyze(exp_dir: str | Path) -> Path:
             _read_json(exp_dir / "policy_history.json") or [], out / "policy_training.png"
         ),
     }
+    from distlmk.analysis.predictions import covariance_figure, prediction_section
+
+    figs["Learned anisotropic targets (1-sigma ellipses, heatmap px)"] = covariance_figure(
+        records, out / "sigma_covariances.png", names
+    )
+    pred_figs, pred_lines = prediction_section(records, summary, cfg, out, plots.COLORS)
+    figs.update(pred_figs)
     scaling = exp_dir / "scaling.parquet"
     if scaling.is_file():
         figs["Scaling"] = plots.scaling_curves(pd.read_parquet(scaling), out / "scaling.png")
@@ -99,6 +106,7 @@ def analyze(exp_dir: str | Path) -> Path:
     elif cfg.get("policy", {}).get("checkpoint"):
         lines.append(f"Central policy started from {cfg['policy']['checkpoint']}.")
     lines += ["", "## Method comparison", "", method_table(summary), ""]
+    lines += pred_lines
     for title, path in figs.items():
         if path is not None:
             lines += [f"## {title}", "", f"![{title}]({path.name})", ""]

@@ -1,4 +1,4 @@
-"""Sigma controllers: fixed | learned | adaloss | rl, behind one interface."""
+"""Sigma controllers: fixed | learned | learned_anisotropic | adaloss | rl, behind one interface."""
 
 from __future__ import annotations
 
@@ -22,6 +22,10 @@ def make_controller(
         from distlmk.control.learned import LearnedSigma
 
         return LearnedSigma(cfg, num_landmarks)
+    if cfg.method == "learned_anisotropic":
+        from distlmk.control.learned_anisotropic import LearnedAnisotropicSigma
+
+        return LearnedAnisotropicSigma(cfg, num_landmarks)
     if cfg.method == "adaloss":
         from distlmk.control.adaloss import AdaLossSigma
 

@@ -68,6 +68,15 @@ class SigmaController:
         s2 = sigma.detach() ** 2
         return s2.mean() / s2
 
+    def targets(self, codec, points: torch.Tensor) -> torch.Tensor:
+        """Training targets [B, L, H, W] for `points` [B, L, 2] in heatmap pixels."""
+        sigma = self.sigma(points.device)
+        return codec.encode(points, sigma) * self.target_gain(sigma)
+
+    def cov_values(self) -> np.ndarray | None:
+        """[L, 3] (sigma_x, sigma_y, angle rad) for anisotropic controllers; None when isotropic."""
+        return None
+
     def parameters(self) -> list[torch.nn.Parameter]:
         return []
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import numpy as np
 
 from distlmk.data.dataset import LandmarkDataset
@@ -17,6 +19,7 @@ def summarize_dataset(ds: LandmarkDataset) -> dict:
         "num_landmarks": ds.num_landmarks,
         "landmark_names": list(ds.landmark_names),
         "spacing_mm": sorted({float(s) for s in np.round(ds.spacing_mm, 6)}),
+        "spacing_source": dict(Counter(ds.spacing_source)) if ds.spacing_source else None,
         "image_sizes_hw": [list(s) for s in sizes[:5]],
         "first_image": {
             "id": ds.image_ids[first],
@@ -32,7 +35,12 @@ def format_summary(s: dict) -> str:
         + ", ".join(f"{k}={v}" for k, v in s["splits"].items())
         + ")",
         f"landmarks: {s['num_landmarks']}: {', '.join(s['landmark_names'])}",
-        f"spacing (mm/px): {s['spacing_mm']}",
+        f"spacing (mm/px): {s['spacing_mm']}"
+        + (
+            " from " + ", ".join(f"{k} ({v} images)" for k, v in s["spacing_source"].items())
+            if s.get("spacing_source")
+            else ""
+        ),
         f"image sizes (HxW): {s['image_sizes_hw']}",
         f"first image {s['first_image']['id']} landmarks (x, y) in original pixels:",
     ]

@@ -26,6 +26,7 @@ class LandmarkDataset:
     landmark_names: list[str]
     image_ids: list[str]
     splits: dict[str, np.ndarray]  # split name -> indices; "train", "val", one or more test splits
+    spacing_source: list[str] | None = None  # per image, where its spacing came from (folder format)
 
     @property
     def num_landmarks(self) -> int:

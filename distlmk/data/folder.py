@@ -1,4 +1,10 @@
-"""Generic folder format: images/ + landmarks.csv (image,landmark,x,y) + optional meta.yaml."""
+"""Generic folder format: images/ + landmarks.csv (image,landmark,x,y) + optional meta.yaml.
+
+Images may be PNG/JPEG/BMP/TIFF or DICOM (.dcm). Spacing: a DICOM header's
+PixelSpacing/ImagerPixelSpacing; meta.yaml's spacing_mm for the files without one (and,
+when both are given, they must agree: the error says so); 1.0 mm/px for non-DICOM images
+without spacing_mm. A DICOM without spacing and no spacing_mm is an error naming the file.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +15,8 @@ import numpy as np
 import yaml
 
 from distlmk.data.dataset import DataError, LandmarkDataset, check_points_inside, split_train_val
-from distlmk.data.io import IMAGE_SUFFIXES, read_gray
+from distlmk.data.dicom import DICOM_SUFFIXES
+from distlmk.data.io import IMAGE_SUFFIXES, ImageFile, read_image
 
 META_KEYS = {"spacing_mm", "landmark_names", "splits"}
 
@@ -74,7 +81,8 @@ def load_folder(root: str | Path, val_fraction: float = 0.15) -> LandmarkDataset
     csv_path = root / "landmarks.csv"
     table = read_landmarks_csv(csv_path)
     num_l = max(max(per) for per in table.values()) + 1
-    images, landmarks, ids = [], [], []
+    images, landmarks, ids, spacings, sources = [], [], [], [], []
+    meta_spacing = float(meta["spacing_mm"]) if "spacing_mm" in meta else None
     files = {p.name: p for p in img_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES}
     for name in sorted(table):
         per = table[name]
@@ -87,7 +95,10 @@ def load_folder(root: str | Path, val_fraction: float = 0.15) -> LandmarkDataset
                 f"{csv_path}:{first_line}: image {name!r} has {len(per)} landmarks, expected {num_l} "
                 f"(missing landmark(s) {missing})"
             )
-        img = read_gray(files[name])
+        loaded = read_image(files[name])
+        img = loaded.pixels
+        spacings.append(_spacing(loaded, meta_spacing, files[name], root))
+        sources.append(loaded.spacing_source or ("meta.yaml" if meta_spacing is not None else "default 1.0"))
         pts = np.array([per[k][:2] for k in range(num_l)], np.float64)
         for k in range(num_l):
             check_points_inside(
@@ -106,11 +117,32 @@ def load_folder(root: str | Path, val_fraction: float = 0.15) -> LandmarkDataset
         name=f"folder({root.name})",
         images=images,
         landmarks=np.stack(landmarks),
-        spacing_mm=np.full(len(images), float(meta.get("spacing_mm", 1.0))),
+        spacing_mm=np.array(spacings, np.float64),
         landmark_names=[str(n) for n in names],
         image_ids=ids,
         splits=splits,
+        spacing_source=sources,
     )
+
+
+def _spacing(loaded: ImageFile, meta_spacing: float | None, path: Path, root: Path) -> float:
+    """One image's mm per pixel: the DICOM header's, which meta.yaml must agree with when both are given."""
+    if loaded.spacing_mm is None:
+        if meta_spacing is not None:
+            return meta_spacing
+        if path.suffix.lower() in DICOM_SUFFIXES:
+            raise DataError(
+                f"{path}: DICOM without PixelSpacing or ImagerPixelSpacing; add spacing_mm to "
+                f"{root / 'meta.yaml'} (it is then used for the files without one)"
+            )
+        return 1.0
+    if meta_spacing is not None and abs(loaded.spacing_mm - meta_spacing) > 1e-3 * meta_spacing:
+        raise DataError(
+            f"{path}: header {loaded.spacing_source} {loaded.spacing_mm:g} mm disagrees with spacing_mm "
+            f"{meta_spacing:g} in {root / 'meta.yaml'}; the header wins when meta.yaml has no spacing_mm, "
+            "so remove spacing_mm from meta.yaml (or correct it)"
+        )
+    return loaded.spacing_mm
 
 
 def _splits(
@@ -141,24 +173,35 @@ def _splits(
     return out
 
 
-def write_folder(ds: LandmarkDataset, out: str | Path) -> Path:
-    """Write a dataset in the generic folder format (PNG images, landmarks.csv, meta.yaml)."""
+def write_folder(ds: LandmarkDataset, out: str | Path, only_splits: list[str] | None = None) -> Path:
+    """Write a dataset in the generic folder format (PNG images, landmarks.csv, meta.yaml).
+
+    only_splits: write just these splits' images (meta.yaml then has no splits: such a
+    folder is for `distlmk predict --truth`, not for training)."""
     import cv2
 
     out = Path(out)
     (out / "images").mkdir(parents=True, exist_ok=True)
+    if only_splits:
+        unknown = sorted(set(only_splits) - set(ds.splits))
+        if unknown:
+            raise DataError(f"--split {unknown}: not a split of {ds.name} (splits: {sorted(ds.splits)})")
+        keep = sorted({int(i) for s in only_splits for i in ds.splits[s]})
+    else:
+        keep = range(len(ds.images))
     rows = ["image,landmark,x,y"]
-    names = []
-    for i, img in enumerate(ds.images):
+    names = {}
+    for i in keep:
         name = f"{ds.image_ids[i]}.png"
-        cv2.imwrite(str(out / "images" / name), img)
-        names.append(name)
+        cv2.imwrite(str(out / "images" / name), ds.images[i])
+        names[i] = name
         rows += [f"{name},{k},{x:.3f},{y:.3f}" for k, (x, y) in enumerate(ds.landmarks[i])]
     (out / "landmarks.csv").write_text("\n".join(rows) + "\n")
     meta = {
         "spacing_mm": float(ds.spacing_mm[0]),
         "landmark_names": list(ds.landmark_names),
-        "splits": {s: [names[i] for i in idx] for s, idx in ds.splits.items()},
     }
+    if not only_splits:
+        meta["splits"] = {s: [names[int(i)] for i in idx] for s, idx in ds.splits.items()}
     (out / "meta.yaml").write_text(yaml.safe_dump(meta, sort_keys=False))
     return out

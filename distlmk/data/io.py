@@ -2,20 +2,40 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from distlmk.data.dataset import DataError
+from distlmk.data.dicom import DICOM_SUFFIXES, is_dicom_file, read_dicom
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", *DICOM_SUFFIXES)
+
+
+@dataclass
+class ImageFile:
+    pixels: np.ndarray  # uint8 [H, W]
+    spacing_mm: float | None  # from the file's header (DICOM); None for PNG/JPEG/BMP/TIFF
+    spacing_source: str | None  # the header field it came from
+
+
+def read_image(path: Path) -> ImageFile:
+    """Any supported image (DICOM by suffix or by its magic bytes) with its header spacing."""
+    path = Path(path)
+    if path.is_file() and is_dicom_file(path):
+        d = read_dicom(path)
+        return ImageFile(d.pixels, d.spacing_mm, d.spacing_source)
+    return ImageFile(read_gray(path), None, None)
 
 
 def read_gray(path: Path) -> np.ndarray:
     """Read an image as uint8 grayscale (3 identical channels collapse to one)."""
     if not path.is_file():
         raise DataError(f"{path}: image file is missing")
+    if is_dicom_file(path):
+        return read_dicom(path).pixels
     img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if img is None or img.size == 0:
         raise DataError(

@@ -40,16 +40,25 @@ class PreparedSplit:
         return len(self.images)
 
 
-def prepare_split(ds: LandmarkDataset, split: str, input_size: tuple[int, int]) -> PreparedSplit:
+def resize_to_input(
+    images: list[np.ndarray], input_size: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 [H, W] images of any sizes -> (uint8 [N, h, w] at the input size, scale [N, 2]).
+
+    The one resize of training, evaluation and `distlmk predict`."""
     h, w = input_size
-    idx = ds.splits[split]
-    imgs = np.empty((len(idx), h, w), np.uint8)
-    scale = np.empty((len(idx), 2))
-    for j, i in enumerate(idx):
-        img = ds.images[i]
+    imgs = np.empty((len(images), h, w), np.uint8)
+    scale = np.empty((len(images), 2))
+    for j, img in enumerate(images):
         interp = cv2.INTER_AREA if img.shape[0] >= h else cv2.INTER_LINEAR
         imgs[j] = cv2.resize(img, (w, h), interpolation=interp)
         scale[j] = (img.shape[1] / w, img.shape[0] / h)
+    return imgs, scale
+
+
+def prepare_split(ds: LandmarkDataset, split: str, input_size: tuple[int, int]) -> PreparedSplit:
+    idx = ds.splits[split]
+    imgs, scale = resize_to_input([ds.images[i] for i in idx], input_size)
     orig = ds.landmarks[idx]
     return PreparedSplit(
         imgs, to_input(orig, scale).astype(np.float32), orig, scale, ds.spacing_mm[idx]

@@ -4,6 +4,11 @@ Contract:
 - `encode(points [B,L,2], sigma [L] or [B,L], ...) -> [B,L,H,W]`, points in heatmap pixels
   (x, y), pixel centres at integer coordinates. Vectorised and separable on the points'
   device; differentiable in sigma (the `learned` controller trains sigma through it).
+- `encode_anisotropic(points [B,L,2], cov [L,3] or [B,L,3])`: one rotated Gaussian per
+  landmark, cov = (sigma_x, sigma_y, angle): sigma_x along the axis at `angle` radians from
+  the image x axis (towards +y, i.e. clockwise on screen since y points down), sigma_y
+  across it. Not separable, still one vectorised expression; differentiable in all three
+  (the `learned_anisotropic` controller trains them). sigma_x == sigma_y gives `encode`.
 - `decode(heatmaps [B,L,H,W]) -> (points [B,L,2], maxvals [B,L])`: argmax plus the DARK
   Taylor refinement on the log heatmap (Zhang et al. 2020). On an exact Gaussian, whose
   log is quadratic, the refinement is exact up to float precision.
@@ -11,17 +16,14 @@ Contract:
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 
 
 class GaussianHeatmapCodec:
-    def __init__(self, size: tuple[int, int], blur_sigma: float = 0.0):
-        """size (H, W) of the heatmaps; blur_sigma > 0 smooths network outputs before decoding."""
+    def __init__(self, size: tuple[int, int]):
+        """size (H, W) of the heatmaps."""
         self.size = tuple(size)
-        self.blur_sigma = blur_sigma
 
     def encode(self, points: torch.Tensor, sigma: torch.Tensor | float) -> torch.Tensor:
         h, w = self.size
@@ -36,24 +38,26 @@ class GaussianHeatmapCodec:
         gy = torch.exp(-((ys - points[..., 1:2]) ** 2) * inv[..., None])  # [B, L, H]
         return gy[..., :, None] * gx[..., None, :]  # peak 1 at the landmark
 
-    def _blur(self, hm: torch.Tensor) -> torch.Tensor:
-        r = max(1, int(math.ceil(3 * self.blur_sigma)))
-        k = torch.exp(
-            -(torch.arange(-r, r + 1, device=hm.device, dtype=hm.dtype) ** 2)
-            / (2 * self.blur_sigma**2)
-        )
-        k = k / k.sum()
-        b, n, h, w = hm.shape
-        x = hm.reshape(b * n, 1, h, w)
-        x = F.conv2d(F.pad(x, (r, r, 0, 0), mode="replicate"), k.view(1, 1, 1, -1))
-        x = F.conv2d(F.pad(x, (0, 0, r, r), mode="replicate"), k.view(1, 1, -1, 1))
-        return x.reshape(b, n, h, w)
+    def encode_anisotropic(self, points: torch.Tensor, cov: torch.Tensor) -> torch.Tensor:
+        """Peak-1 rotated Gaussians: exp(-d^T S^-1 d / 2), S = R(angle) diag(sx^2, sy^2) R^T."""
+        h, w = self.size
+        dev, dt = points.device, points.dtype if points.is_floating_point() else torch.float32
+        b, n, _ = points.shape
+        cov = torch.as_tensor(cov, device=dev, dtype=dt)
+        cov = cov.expand(b, n, 3) if cov.dim() == 2 else cov
+        sx, sy, ang = cov[..., 0], cov[..., 1], cov[..., 2]  # [B, L]
+        c, s = torch.cos(ang), torch.sin(ang)
+        ix, iy = 1.0 / sx**2, 1.0 / sy**2
+        a = (c * c * ix + s * s * iy)[..., None, None]  # S^-1 = [[a, k], [k, d]]
+        k = (c * s * (ix - iy))[..., None, None]
+        d = (s * s * ix + c * c * iy)[..., None, None]
+        dx = (torch.arange(w, device=dev, dtype=dt) - points[..., 0:1])[..., None, :]  # [B, L, 1, W]
+        dy = (torch.arange(h, device=dev, dtype=dt) - points[..., 1:2])[..., :, None]  # [B, L, H, 1]
+        return torch.exp(-0.5 * (a * dx**2 + 2 * k * dx * dy + d * dy**2))
 
     @torch.no_grad()
     def decode(self, heatmaps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         hm = heatmaps.detach().float()
-        if self.blur_sigma > 0:
-            hm = self._blur(hm)
         b, n, h, w = hm.shape
         flat = hm.reshape(b * n, h * w)
         maxval, arg = flat.max(dim=1)

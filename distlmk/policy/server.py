@@ -40,14 +40,12 @@ class PolicyServer:
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
         self.core = PolicyCore(self.cfg)
         self.restored_from = self.cfg.checkpoint
+        if self.cfg.checkpoint:  # a saved policy (an earlier generation): carry its counters on
+            self._load_counters(Path(self.cfg.checkpoint).parent / "server_state.json")
         if self.checkpoint_dir and (self.checkpoint_dir / LATEST).is_dir():
             self.core.restore(str(self.checkpoint_dir / LATEST))
             self.restored_from = str(self.checkpoint_dir / LATEST)
-            state = self.checkpoint_dir / "server_state.json"
-            if state.is_file():
-                saved = json.loads(state.read_text())
-                self.core.stats["updates"] = saved.get("updates", 0)
-                self.core.stats["env_steps"] = saved.get("env_steps", 0)
+            self._load_counters(self.checkpoint_dir / "server_state.json")
         elif self.cfg.pretrain_rounds > 0 and not self.cfg.freeze:
             from distlmk.config import SigmaConfig
             from distlmk.policy.rollout import warm_start
@@ -57,6 +55,7 @@ class PolicyServer:
             )
             warm_start(self.core, sigma_cfg)
             self.restored_from = f"simulator warm start ({self.cfg.pretrain_rounds} rounds)"
+        self.updates_at_start = getattr(self, "updates_at_start", 0)
         self.started = time.time()
         self.queue: list[tuple[StepRequest, asyncio.Future]] = []
         self.flush_handle: asyncio.TimerHandle | None = None
@@ -64,6 +63,14 @@ class PolicyServer:
         self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
         self.history: list[dict] = []  # per update: stats for the analysis plots
         self.batch_sizes: list[int] = []
+
+    def _load_counters(self, path: Path) -> None:
+        """Cumulative PPO updates and env steps of the weights being restored."""
+        if path.is_file():
+            saved = json.loads(path.read_text())
+            self.core.stats["updates"] = saved.get("updates", 0)
+            self.core.stats["env_steps"] = saved.get("env_steps", 0)
+        self.updates_at_start = self.core.stats["updates"]
 
     # --- serving --------------------------------------------------------------------
     async def step(self, request: StepRequest) -> np.ndarray:
@@ -161,6 +168,7 @@ class PolicyServer:
                 "uptime_s": time.time() - self.started,
                 "restored_from": self.restored_from,
                 "frozen": self.cfg.freeze,
+                "updates_this_run": s["updates"] - self.updates_at_start,
                 "mean_batch": float(np.mean(self.batch_sizes)) if self.batch_sizes else 0.0,
                 "config": to_dict(self.cfg),
             }

@@ -24,6 +24,7 @@ benchmarks/results/comparison_synthetic_benchmark.json.
 from __future__ import annotations
 
 import copy
+import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -71,7 +72,7 @@ class Comparison:
     # --- running one stage ----------------------------------------------------------
     def run_stage(self, name: str, variants: list[VariantConfig], seeds: list[int], *, evaluate_test: bool,
                   policy_checkpoint: str | None = None, freeze: bool = False, warm_start: bool = True,
-                  scheduler: dict | None = None) -> Stage:
+                  scheduler: dict | None = None, policy_seed: int = 0) -> Stage:
         exp_dir = self.root / name
         if self.resume and (exp_dir / "run_info.json").is_file() and (exp_dir / "summary.parquet").is_file():
             log.info("stage %s: done earlier, reusing %s", name, exp_dir)
@@ -82,16 +83,20 @@ class Comparison:
             sc.policy.checkpoint = policy_checkpoint
             sc.policy.freeze = freeze
             sc.policy.explore = not freeze  # a frozen policy acts greedily
+            sc.policy.seed += policy_seed  # each generation explores with its own random stream
             if not warm_start or policy_checkpoint:
                 sc.policy.pretrain_rounds = 0
             if scheduler:
                 for k, v in scheduler.items():
                     setattr(sc.scheduler, k, v)
-            print(f"[compare] stage {name}: {len(variants)} variants x {len(seeds)} seeds", flush=True)
-            exp_dir = self.search(sc, out_dir=str(self.root), address=self.address, quiet=True).exp_dir
-            self._drop_policy_server(sc)
-        import json
+            from ray import tune
 
+            partial = self.resume and exp_dir.is_dir() and tune.Tuner.can_restore(str(exp_dir))
+            print(f"[compare] stage {name}: {len(variants)} variants x {len(seeds)} seeds"
+                  + (" (resuming)" if partial else ""), flush=True)
+            exp_dir = self.search(sc, out_dir=str(self.root), address=self.address, resume=partial,
+                                  quiet=True).exp_dir
+            self._drop_policy_server(sc)
         stats_path = exp_dir / "policy_stats.json"
         stage = Stage(name, exp_dir, pd.read_parquet(exp_dir / "summary.parquet"),
                       json.loads(stats_path.read_text()) if stats_path.is_file() else {})
@@ -138,7 +143,7 @@ class Comparison:
         for g in range(1, self.cfg.generations + 1):
             stage = self.run_stage(f"{prefix}{g}", [self.rl_variant(choice, replicas=self.cfg.rl_replicas)],
                                    self.cfg.train_seeds, evaluate_test=False, policy_checkpoint=checkpoint,
-                                   warm_start=warm_start)
+                                   warm_start=warm_start, policy_seed=g)
             checkpoint = str(stage.exp_dir / "policy" / "final")
             s = stage.summary
             curve.append({
@@ -160,7 +165,7 @@ class Comparison:
             VariantConfig("schedule", "schedule", {"schedule_start": spec["start"], "schedule_end": spec["end"],
                                                    "schedule_shape": spec["shape"]}),
         ]
-        variants += [VariantConfig(b, b) for b in c.baselines if b in ("learned", "adaloss")]
+        variants += [VariantConfig(b, b) for b in c.baselines if b in ("learned", "learned_anisotropic", "adaloss")]
         final = policies["rl"]
         variants.append(self.rl_variant(choice, "rl", allow_stop=False))
         if c.rl_stop_variant:
@@ -180,6 +185,10 @@ class Comparison:
 
     def run(self) -> dict:
         """Run every stage; returns what `analysis.comparison.write_comparison` reports."""
+        if not self.resume and self.root.exists():  # a fresh comparison never mixes with an old one
+            old = self.root.with_name(f"{self.root.name}.{time.strftime('%Y%m%d-%H%M%S')}")
+            self.root.rename(old)
+            print(f"moved the previous comparison to {old}")
         choice = self.grid()
         curve, final = self.generations(choice, "gen", warm_start=True)
         policies = {"rl": final}

@@ -35,12 +35,11 @@ def record_from_result(trial_id: str, result: dict) -> dict:
 
 
 def write_parquet(rows: list[dict], path: Path) -> Path:
-    # every column any row has (pyarrow takes the columns of the first row only: the test/ metrics
-    # of a trial's last row would be dropped)
-    columns = list(dict.fromkeys(k for r in rows for k in r))
+    # rows differ in keys (test metrics only in a trial's last row): every key becomes a column
+    columns = list(dict.fromkeys(k for row in rows for k in row))
     table = (
-        pa.Table.from_pylist([{k: r.get(k) for k in columns} for r in rows]) if rows
-        else pa.table({"trial_id": pa.array([], pa.string())})
+        pa.Table.from_pydict({k: [row.get(k) for row in rows] for k in columns})
+        if rows else pa.table({"trial_id": pa.array([], pa.string())})
     )
     return atomic_write(path, lambda tmp: pq.write_table(table, tmp))
 

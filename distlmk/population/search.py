@@ -75,6 +75,11 @@ def validate(cfg: SearchConfig) -> None:
         raise ConfigError("fixed_sigmas: give at least one sigma for the fixed method")
 
 
+def uses_policy(cfg: SearchConfig) -> bool:
+    """Whether any trial is an rl trial (then the central policy server runs)."""
+    return "rl" in cfg.methods or any(v.method == "rl" for v in cfg.variants)
+
+
 def policy_server_name(cfg: SearchConfig) -> str:
     return f"{cfg.experiment.sigma.rl.server_name}:{cfg.name}"
 
@@ -209,7 +214,7 @@ def run_spec(cfg: SearchConfig, resources: dict) -> RunSpec:
 
 def start_policy(cfg: SearchConfig, exp_dir: Path):
     """The central policy actor (only when rl trials run), ready to answer."""
-    if "rl" not in cfg.methods and not any(v.method == "rl" for v in cfg.variants):
+    if not uses_policy(cfg):
         return None
     from distlmk.policy.server import start_policy_server
 

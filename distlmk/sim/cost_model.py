@@ -30,9 +30,6 @@ class LandmarkCostModel:
         self.floor = 0.8 + 3.0 * self.ambiguity  # mm
         self.err = self.rng.uniform(8.0, 12.0, num_landmarks)
 
-    def target_sigma(self) -> np.ndarray:
-        return np.exp(self.log_target)
-
     def step(self, sigma: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Advance one epoch with per-landmark sigma; returns (val error mm [L], train loss [L])."""
         d = (np.log(sigma) - self.log_target) / 0.4

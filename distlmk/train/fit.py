@@ -8,6 +8,7 @@ from pathlib import Path
 from distlmk import schema as S
 from distlmk.atomic import atomic_write_json
 from distlmk.config import ExperimentConfig, to_dict
+from distlmk.infer.model import META_FILE
 from distlmk.train.checkpoint import load_checkpoint, save_checkpoint
 from distlmk.train.trainer import Trainer
 
@@ -36,7 +37,9 @@ def fit(cfg: ExperimentConfig, out_dir: str | Path, resume: bool = False, log=pr
             f"{rec[S.TRAIN_IMAGES_PER_S]:.0f} img/s"
         )
         if trainer.epoch % cfg.train.checkpoint_every == 0 or trainer.done:
-            save_checkpoint(trainer.state_dict(), out / CHECKPOINT)
+            state = trainer.state_dict()
+            save_checkpoint(state, out / CHECKPOINT)
+            atomic_write_json(out / META_FILE, state["meta"])  # what `distlmk predict` reads
         atomic_write_json(out / "history.json", trainer.history)
     per_split = trainer.test_metrics()
     first = next(iter(per_split))

@@ -22,9 +22,9 @@ from distlmk.data.transforms import (
     PreparedSplit,
     iterate_batches,
     prepare_split,
-    to_original,
 )
 from distlmk.heatmap import GaussianHeatmapCodec
+from distlmk.infer.core import predict_points
 from distlmk.model import build_model, heatmap_size, resolve_device
 from distlmk.train.errors import NonFiniteLossError
 from distlmk.train.losses import LOSSES
@@ -115,7 +115,7 @@ class Trainer:
             with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp):
                 pred = self.model(x_t)
             sigma = self.controller.sigma(self.device)
-            target = self.codec.encode(p_t, sigma) * self.controller.target_gain(sigma)
+            target = self.controller.targets(self.codec, p_t)
             per_lm = self.loss_fn(pred.float(), target)
             loss = (per_lm * self.controller.loss_weights(sigma)).mean() + self.controller.penalty()
             if self.poison_loss:
@@ -135,28 +135,32 @@ class Trainer:
         self.scheduler.step()
         return (total / max(n_batches, 1)).cpu().numpy().astype(np.float64), n_images
 
-    @torch.no_grad()
     def predict(self, split: str) -> np.ndarray:
-        """Predicted landmarks of a split in original image pixels [N, L, 2]."""
-        self.model.eval()
+        """Predicted landmarks of a split in original image pixels [N, L, 2] (the path
+        `distlmk predict` uses too: `distlmk.infer.core.predict_points`)."""
         data = self.splits[split]
-        out = np.empty_like(data.orig_points)
-        for x, _, idx in iterate_batches(data, max(16, self.cfg.train.batch_size)):
-            with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp):
-                hm = self.model(self._to_device(x)[:, None])
-            pts, _ = self.codec.decode(hm)
-            out[idx] = to_original(
-                pts.cpu().numpy().astype(np.float64), data.scale[idx] * self.stride
-            )
-        return out
+        pts, _ = predict_points(
+            self.model, self.codec, data.images, data.scale, self.stride, self.device, self.amp,
+            max(16, self.cfg.train.batch_size),
+        )
+        return pts
+
+    def model_meta(self) -> dict:
+        """What `distlmk predict` needs to use this model without the config (model.json)."""
+        from distlmk.infer.model import build_meta
+
+        return build_meta(self.cfg, self.dataset, self.controller)
 
     def evaluate(self, split: str, per_image: bool = False) -> dict:
-        """`summarize` of a split; with per_image also its radial errors [N, L] (`errors_mm`)."""
+        """`summarize` of a split; with per_image also its radial errors [N, L] (`errors_mm`) and
+        predicted points [N, L, 2] in original pixels (`pred_px`)."""
         data = self.splits[split]
-        errors = radial_errors_mm(self.predict(split), data.orig_points, data.spacing_mm)
+        pred = self.predict(split)
+        errors = radial_errors_mm(pred, data.orig_points, data.spacing_mm)
         out = summarize(errors)
         if per_image:
             out["errors_mm"] = np.round(errors, 4).tolist()
+            out["pred_px"] = np.round(pred, 3).tolist()
         return out
 
     def run_epoch(self) -> dict:
@@ -181,6 +185,9 @@ class Trainer:
             self.epoch, self.controller.name, train_loss, val, sigma_used, self.controller.sigma_values(),
             decision, n_images / max(t_train, 1e-9), time.perf_counter() - t0,
         )
+        cov = self.controller.cov_values()
+        if cov is not None:  # learned_anisotropic: (sigma_x, sigma_y, angle rad) after the epoch
+            record[S.SIGMA_COV] = cov.tolist()
         self.history.append(record)
         if self.done:
             self.controller.close(truncated=not self.stopped)
@@ -221,6 +228,7 @@ class Trainer:
             "scaler": self.scaler.state_dict(),
             "controller": self.controller.state_dict(),
             "history": self.history,
+            "meta": self.model_meta(),  # read by distlmk predict/export; ignored on resume
         }
 
     def load_state_dict(self, state: dict) -> None:
