@@ -26,8 +26,8 @@ def _load(name: str) -> dict | None:
 def _when(r: dict) -> str:
     """When, and how busy the host was (1-minute load average at start and end, on `cpus` cores)."""
     load = r.get("loadavg_1m_start_end")
-    return f"{_when(r)}, load {load[0]:.1f}/{load[1]:.1f} on {r.get('cpus')} cores" if load else r.get(
-        "measured_at", "?")
+    when = r.get("measured_at", "?")
+    return f"{when}, load {load[0]:.1f}/{load[1]:.1f} on {r.get('cpus')} cores" if load else when
 
 
 def _met(v) -> str:
@@ -52,9 +52,10 @@ def _rows() -> list[str]:
                     f"faster | loader never the bottleneck | {_met(r['goal_met'])} | {_when(r)} |")
     if r := _load("overhead"):
         pr, tr, er = r["plain_range_s"], r["tune_rl_range_s"], r["extra_fraction_range"]
+        lo, hi = min(r["ppo_updates_per_run"]), max(r["ppo_updates_per_run"])
         rows.append(
             f"| `overhead` | driver-observed s/epoch, plain loop vs Tune + rl controller (report, checkpoint, a decision "
-            f"per epoch, {min(r['ppo_updates_per_run'])}–{max(r['ppo_updates_per_run'])} PPO updates per run), "
+            f"per epoch, {lo if lo == hi else f'{lo}–{hi}'} PPO updates per run), "
             f"{r['landmarks']} landmarks, {r['epochs']} epochs (first left out) × {r['repeats']} interleaved repeats | "
             f"plain {r['plain_median_s']:.3f} s ({pr[0]:.3f}–{pr[1]:.3f}) vs Tune {r['tune_rl_median_s']:.3f} s "
             f"({tr[0]:.3f}–{tr[1]:.3f}) → **{100 * r['extra_fraction_median']:+.1f} %** median "
