@@ -112,5 +112,6 @@ def test_small_real_network_compare_end_to_end(ray_session, cache_dir, tmp_path)
     assert stats["frozen"] and stats["updates_this_run"] == 0 and stats["decisions"] > 0
     assert stats["updates"] == c["learning_curve"][-1]["policy_updates"]
     assert stats["restored_from"] == str(root / "gen2" / "policy" / "final")
-    for f in ("comparison.md", "learning_curve.png", "heldout_deltas.png", "cost.png", "rl_sigma.png"):
+    for f in ("comparison.md", "learning_curve.png", "heldout_deltas.png", "cost.png", "rl_sigma.png",
+              "ced_test.png", "overlays_test.png", "per_landmark_test.csv"):
         assert (root / f).is_file(), f

@@ -186,8 +186,26 @@ def write_comparison(result: dict) -> Path:
     records = [pd.read_parquet(Path(root / name / "records.parquet")) for name in result["summaries"]
                if name == "heldout"]
     plots.comparison_rl_sigma(records[0] if records else held.iloc[:0], c["per_landmark_sigma"], root / "rl_sigma.png")
-    atomic_write_text(root / "comparison.md", render_markdown(c))
+    text = render_markdown(c) + "\n".join(heldout_pictures(root, result["summaries"].get("heldout"))) + "\n"
+    atomic_write_text(root / "comparison.md", text)
     return root / "comparison.md"
+
+
+def heldout_pictures(root: Path, summary: pd.DataFrame | None) -> list[str]:
+    """Per-landmark table, CED curves and best/median/worst overlays of the held-out methods."""
+    import json
+
+    from distlmk.analysis import plots
+    from distlmk.analysis.predictions import prediction_section
+
+    held = root / "heldout"
+    if summary is None or not (held / "records.parquet").is_file():
+        return []
+    cfg = json.loads((held / "search_config.json").read_text())
+    figs, lines = prediction_section(pd.read_parquet(held / "records.parquet"), summary, cfg, root, plots.COLORS)
+    for title, path in figs.items():
+        lines += [f"## {title}", "", f"![{title}]({Path(path).name})", ""]
+    return lines
 
 
 def headline(c: dict) -> str:
