@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from fault_checks import assert_records_match_checkpoints
+from fault_checks import assert_records_match_checkpoints, error_texts
 
 from distlmk.config import SearchConfig, from_dict, to_dict
 from distlmk.population.localray import descendants, listeners, orphaned_agents, reap_orphaned_agents
@@ -172,7 +172,8 @@ def test_address_joins_a_cluster_and_trials_survive_a_lost_node(tmp_path):
         cluster.shutdown()
     exp = tmp_path / "joined"
     info = json.loads((exp / "run_info.json").read_text())
-    assert info["ray"] == address and info["cluster_resources"].get("worker") is None  # lost
+    assert info["ray"] == address
+    assert error_texts(exp), "no trial failed when its node was killed"
     restores = [json.loads(ln) for f in exp.glob("*/distlmk_restores.jsonl") for ln in f.read_text().splitlines()]
     assert restores, "no trial was restored after the node loss"
     assert all(r["node_id"] != worker_id for r in restores)  # they resumed elsewhere

@@ -30,7 +30,7 @@ def test_frozen_policy_transfers_to_other_landmark_count(ray_session, tmp_path):
                  "--policy-checkpoint", str(learned), "--freeze-policy"]) == 0
     exp = tmp_path / "dst7"
     stats = json.loads((exp / "policy_stats.json").read_text())
-    assert stats["frozen"] and stats["updates"] == 0 and stats["decisions"] > 0
+    assert stats["frozen"] and stats["updates_this_run"] == 0 and stats["decisions"] > 0
     assert stats["restored_from"] == str(learned)
     report = (exp / "report.md").read_text()
     assert str(learned) in report and "| frozen | True |" in report

@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from distlmk.cli import main
+from distlmk.cli import main, search
 from distlmk.config import SearchConfig, from_dict
-from distlmk.population.search import run_search, trial_list
+from distlmk.population.search import trial_list
 
 
 @pytest.fixture(scope="module")
@@ -30,8 +30,8 @@ def population(ray_session, tmp_path_factory, cache_dir):
         },
         "resources": {"cpu": 1},
     }, "test")
-    assert {t["variant"] for t in trial_list(cfg)} == {"fixed σ=2", "learned_anisotropic"}
-    return run_search(cfg, out_dir=str(tmp), quiet=True), tmp
+    assert {t.variant for t in trial_list(cfg)} == {"fixed σ=2", "learned_anisotropic"}
+    return search(cfg, out_dir=str(tmp), quiet=True).exp_dir, tmp  # the population and its report
 
 
 def test_learned_anisotropic_covariances_are_recorded(population):

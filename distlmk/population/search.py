@@ -145,6 +145,7 @@ def progress_reporter(cfg: SearchConfig) -> tune.CLIReporter:
         metric_columns={S.EPOCH: "epoch", S.TUNE_METRIC: "val MRE mm"},
         max_report_frequency=int(max(1, cfg.progress_every_s)),
         sort_by_metric=False,
+        print_intermediate_tables=True,  # else decided from Tune's global verbosity when this is built
     )
 
 
