@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -11,6 +13,7 @@ from pathlib import Path
 import torch
 
 RESULTS = Path(__file__).resolve().parent / "results"
+_LOAD_AT_START = os.getloadavg()[0]  # the host's 1-minute load when the benchmark started
 
 
 def best_of(fn: Callable[[], object], repeat: int = 5, number: int = 1) -> float:
@@ -29,6 +32,11 @@ def write_result(name: str, payload: dict) -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
     payload = {
         "benchmark": name,
+        "command": "python -m benchmarks." + " ".join([name.split("_frozen")[0], *sys.argv[1:]]),
+        "measured_at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "cpus": os.cpu_count(),
+        # other processes on the host: a load above the core count means the figures are slowed by them
+        "loadavg_1m_start_end": [round(_LOAD_AT_START, 2), round(os.getloadavg()[0], 2)],
         "machine": platform.machine(),
         "torch_threads": torch.get_num_threads(),
         "cuda": torch.cuda.is_available(),

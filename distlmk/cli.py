@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from distlmk import __version__
 from distlmk.config import ConfigError, DataConfig, ExperimentConfig, SearchConfig, load_yaml
 from distlmk.data.dataset import DataError
 
@@ -52,9 +53,23 @@ def _cmd_data_check(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_search(args: argparse.Namespace) -> int:
+def search(cfg: SearchConfig, out_dir: str = "results", address: str | None = None, resume: bool = False,
+           quiet: bool = True):
+    """The population (`run_search`), then its summary and report (analysis): the command layer
+    joins the two, so population and analysis never import each other."""
+    from distlmk.analysis.summary import write_summary_and_report
     from distlmk.population.search import run_search
 
+    outcome = run_search(cfg, out_dir=out_dir, address=address, resume=resume, quiet=quiet)
+    summary = write_summary_and_report(outcome.exp_dir, outcome.resources["cpu"], outcome.resources.get("gpu", 0.0),
+                                       outcome.policy_stats, cfg.name)
+    if not quiet:
+        print(f"\n{len(summary)} trials in {outcome.elapsed_s:.0f} s; report: {outcome.exp_dir / 'report.md'}")
+        print((outcome.exp_dir / "report.md").read_text())
+    return outcome
+
+
+def _cmd_search(args: argparse.Namespace) -> int:
     cfg = load_yaml(args.config, SearchConfig)
     if args.policy_checkpoint:
         cfg.policy.checkpoint = str(Path(args.policy_checkpoint).resolve())
@@ -65,7 +80,11 @@ def _cmd_search(args: argparse.Namespace) -> int:
             )
         cfg.policy.freeze = True
         cfg.policy.explore = False  # a frozen policy acts greedily
-    run_search(cfg, out_dir=args.out or "results", address=args.address, resume=args.resume)
+    outcome = search(cfg, out_dir=args.out, address=args.address, resume=args.resume, quiet=args.quiet)
+    if outcome.num_errors:
+        print(f"error: {outcome.num_errors} of {outcome.num_trials} trials ended in error "
+              f"(see {outcome.exp_dir / 'report.md'})", file=sys.stderr)
+        return EXIT_TRIALS_FAILED
     return 0
 
 
@@ -75,7 +94,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     from distlmk.population.compare import run_compare
 
     cfg = load_yaml(args.config, CompareConfig)
-    result = run_compare(cfg, out_dir=args.out or "results", address=args.address, resume=args.resume)
+    result = run_compare(cfg, search, out_dir=args.out, address=args.address, resume=args.resume)
     report = write_comparison(result)
     print(report.read_text())
     print(f"wrote {report} and {report.with_name('comparison.json')}")
@@ -83,12 +102,32 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 
 def _cmd_ablate(args: argparse.Namespace) -> int:
+    from distlmk.analysis.scaling import measure_run, write_scaling
     from distlmk.config import AblationConfig
     from distlmk.population.ablation import run_ablation
 
     cfg = load_yaml(args.config, AblationConfig)
-    out = run_ablation(cfg, out_dir=args.out or "results", address=args.address)
-    print(f"wrote {out / 'scaling.md'} and {out / 'scaling.png'}")
+    root = Path(args.out).resolve() / cfg.name
+    rows = []
+    for labels, exp in run_ablation(cfg, out_dir=args.out, address=args.address):
+        row = {**labels, **measure_run(exp, cfg.target_mre_mm)}
+        rows.append(row)
+        print(f"[ablation] {row['trials']} trials ({row['processes']} processes x {row['pack']}), "
+              f"cpu {row['cpu_per_process']}: {row['trial_epochs_per_hour']:.0f} trial-epochs/h, "
+              f"policy {row['policy_requests_per_s']:.0f} req/s, p99 {row['policy_p99_ms']:.1f} ms, "
+              f"time to target {row['time_to_target_s']:.1f} s")
+    table = write_scaling(root, rows)
+    print(table.to_string(index=False))
+    print(f"wrote {root / 'scaling.md'} and {root / 'scaling.png'}")
+    return 0
+
+
+def _cmd_config(args: argparse.Namespace) -> int:
+    from distlmk.config import AblationConfig, CompareConfig, format_explain
+
+    cls = {"search": SearchConfig, "experiment": ExperimentConfig, "ablation": AblationConfig,
+           "compare": CompareConfig}[args.kind]
+    print(format_explain(cls))
     return 0
 
 
@@ -98,6 +137,15 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     out = analyze(args.experiment_dir)
     print(f"wrote {out}")
     return 0
+
+
+EXIT_BAD_INPUT = 2  # bad config, data or path: nothing was run
+EXIT_TRIALS_FAILED = 3  # `search` finished, report written, but at least one trial ended in error
+
+EPILOG = (
+    "exit status: 0 ok; 2 bad config, data or path (nothing run); 3 partial failure: search finished "
+    "with failed trials (report still written), or predict could not read some images"
+)
 
 
 # --- using a model: predict, export (issue 11) ---------------------------------------------
@@ -128,8 +176,9 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _add_use_commands(sub) -> None:
+    fmt = argparse.ArgumentDefaultsHelpFormatter
     pr = sub.add_parser(
-        "predict",
+        "predict", formatter_class=fmt,
         help="landmarks on new images (PNG/JPEG/BMP/TIFF/DICOM) with a trained or exported model",
         description="Writes OUT/predictions.csv (image,landmark,name,x,y,x_mm,y_mm,confidence; pixels of the "
         "original image) and OUT/overlays/*.png. Exit code 0: all images predicted; "
@@ -139,16 +188,16 @@ def _add_use_commands(sub) -> None:
     pr.add_argument("--model", required=True,
                     help="a `distlmk train` output folder, a trial checkpoint (folder or trainer.pt) or an export folder")
     pr.add_argument("--images", required=True, nargs="+", help="image files and/or folders of images")
-    pr.add_argument("--out", default="predictions", help="output folder (default ./predictions)")
-    pr.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    pr.add_argument("--out", default="predictions", help="output folder")
+    pr.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="auto: CUDA when available")
     pr.add_argument("--overlays", action=argparse.BooleanOptionalAction, default=True,
-                    help="write an overlay PNG per image (default on)")
+                    help="write an overlay PNG per image")
     pr.add_argument("--spacing-mm", type=float, help="mm per pixel for images whose file has none (not DICOM)")
     pr.add_argument("--truth", help="a landmarks.csv (image,landmark,x,y): also report the error against it")
-    pr.add_argument("--batch-size", type=int, default=16)
+    pr.add_argument("--batch-size", type=int, default=16, help="images per forward pass")
     pr.set_defaults(func=_cmd_predict)
 
-    ex = sub.add_parser("export", help="export the best trial of a search (chosen on validation) for predict")
+    ex = sub.add_parser("export", formatter_class=fmt, help="export the best trial of a search (chosen on validation) for predict")
     ex.add_argument("experiment_dir", help="a `distlmk search` experiment folder, e.g. results/<name>")
     ex.add_argument("--by", default="val", choices=["val"],
                     help="selection split: the final validation MRE (never the test set)")
@@ -157,68 +206,75 @@ def _add_use_commands(sub) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="distlmk", description=__doc__)
+    fmt = argparse.ArgumentDefaultsHelpFormatter
+    p = argparse.ArgumentParser(prog="distlmk", description=__doc__, epilog=EPILOG, formatter_class=fmt)
+    p.add_argument("--version", action="version", version=f"distlmk {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
-    t = sub.add_parser("train", help="one training run without Ray; writes metrics.json")
-    t.add_argument("--config", required=True)
-    t.add_argument("--out", help="output folder (default results/<name>)")
+    def command(parent, name: str, help: str) -> argparse.ArgumentParser:
+        return parent.add_parser(name, help=help, description=help, epilog=EPILOG, formatter_class=fmt)
+
+    t = command(sub, "train", "one training run without Ray; writes metrics.json")
+    t.add_argument("--config", required=True, help="experiment YAML (see `distlmk config --explain experiment`)")
+    t.add_argument("--out", help="output folder; none: results/<name>")
     t.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     t.set_defaults(func=_cmd_train)
 
-    d = sub.add_parser("data", help="synthetic data and dataset checks")
+    d = command(sub, "data", "synthetic data and dataset checks")
     dsub = d.add_subparsers(dest="data_command", required=True)
-    s = dsub.add_parser("synth", help="write the synthetic set in the generic folder format")
-    s.add_argument("--out", required=True)
+    s = command(dsub, "synth", "write the synthetic set in the generic folder format")
+    s.add_argument("--out", required=True, help="folder to write images/ and landmarks.csv into")
     s.add_argument("--config", help="take the set from this training config's data block (other sizes ignored)")
-    s.add_argument("--train", type=int, default=150)
-    s.add_argument("--val", type=int, default=30)
-    s.add_argument("--test", type=int, default=60)
-    s.add_argument("--landmarks", type=int, default=19)
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--size", type=int, nargs=2, default=[320, 256], metavar=("H", "W"))
+    s.add_argument("--train", type=int, default=150, help="training images")
+    s.add_argument("--val", type=int, default=30, help="validation images")
+    s.add_argument("--test", type=int, default=60, help="test images")
+    s.add_argument("--landmarks", type=int, default=19, help="landmarks per image")
+    s.add_argument("--seed", type=int, default=0, help="generator seed")
+    s.add_argument("--size", type=int, nargs=2, default=[320, 256], metavar=("H", "W"), help="image size")
     s.add_argument("--split", nargs="+", help="write only these splits (e.g. test: the images a model was not trained on)")
     s.set_defaults(func=_cmd_data_synth)
-    c = dsub.add_parser("check", help="validate a dataset and print a summary")
-    c.add_argument("--format", required=True, choices=["synthetic", "isbi2015", "folder"])
+    c = command(dsub, "check", "validate a dataset and print a summary")
+    c.add_argument("--format", required=True, choices=["synthetic", "isbi2015", "folder"], help="dataset layout")
     c.add_argument("--root", help="dataset folder (cache folder for synthetic)")
-    c.add_argument("--ground-truth", default="mean", choices=["senior", "junior", "mean"])
-    c.add_argument("--json", action="store_true")
+    c.add_argument("--ground-truth", default="mean", choices=["senior", "junior", "mean"],
+                   help="isbi2015: which annotator's points")
+    c.add_argument("--json", action="store_true", help="print the summary as JSON")
     c.set_defaults(func=_cmd_data_check)
 
-    r = sub.add_parser("search", help="population search on Ray Tune with the central RL policy")
-    r.add_argument("--config", required=True)
-    r.add_argument("--out", help="storage folder or URI (default ./results)")
-    r.add_argument(
-        "--address", help="Ray cluster address (auto, ray://...); default: embedded local Ray"
-    )
-    r.add_argument(
-        "--resume", action="store_true", help="continue an interrupted experiment (Tuner.restore)"
-    )
+    r = command(sub, "search", "population search on Ray Tune with the central RL policy")
+    r.add_argument("--config", required=True, help="search YAML (see `distlmk config --explain`)")
+    r.add_argument("--out", default="results", help="storage folder or URI")
+    r.add_argument("--address", help="join this Ray cluster (auto, host:port, ray://...); "
+                   "without it: a private local Ray on 127.0.0.1, whatever RAY_ADDRESS says")
+    r.add_argument("--resume", action="store_true", help="continue an interrupted experiment (Tuner.restore)")
     r.add_argument("--policy-checkpoint", help="start the central policy from this saved policy")
-    r.add_argument(
-        "--freeze-policy", action="store_true", help="act with the policy, never update it"
-    )
+    r.add_argument("--freeze-policy", action="store_true", help="act with the policy, never update it")
+    r.add_argument("--quiet", action="store_true", help="no live trial table and no report on stdout")
     r.set_defaults(func=_cmd_search)
 
-    cp = sub.add_parser("compare", help="the honest comparison: grid and policy generations on training seeds, "
-                        "every method on held-out seeds with the frozen policy; writes comparison.json")
+    cp = command(sub, "compare", "the honest comparison: grid and policy generations on training seeds, "
+                 "every method on held-out seeds with the frozen policy; writes comparison.json")
     cp.add_argument("--config", required=True, help="a compare config, e.g. tune_configs/synthetic_benchmark.yaml")
-    cp.add_argument("--out", help="output folder (default ./results); results go to OUT/<name>/")
-    cp.add_argument("--address", help="Ray cluster address (auto, ray://...); default: embedded local Ray")
+    cp.add_argument("--out", default="results", help="output folder; results go to OUT/<name>/")
+    cp.add_argument("--address", help="Ray cluster address (auto, host:port, ray://...); without it: a private local Ray")
     cp.add_argument("--resume", action="store_true", help="reuse the stages an interrupted compare finished")
     cp.set_defaults(func=_cmd_compare)
 
-    ab = sub.add_parser("ablate", help="scaling ablation: simulated populations of several sizes")
-    ab.add_argument("--config", required=True)
-    ab.add_argument("--out", help="output folder (default ./results)")
-    ab.add_argument("--address", help="Ray cluster address; default: embedded local Ray")
+    ab = command(sub, "ablate", "scaling ablation: simulated populations of several sizes")
+    ab.add_argument("--config", required=True, help="ablation YAML (see `distlmk config --explain ablation`)")
+    ab.add_argument("--out", default="results", help="output folder")
+    ab.add_argument("--address", help="Ray cluster address; without it: a private local Ray")
     ab.set_defaults(func=_cmd_ablate)
 
-    a = sub.add_parser("analyze", help="plots and a Markdown report for an experiment folder")
-    a.add_argument("experiment_dir")
+    a = command(sub, "analyze", "plots and a Markdown report for an experiment folder")
+    a.add_argument("experiment_dir", help="a search (or ablation) experiment folder, running or finished")
     a.set_defaults(func=_cmd_analyze)
 
+    cf = command(sub, "config", "list every config field with its type, default and meaning")
+    cf.add_argument("--explain", action="store_true", help="(the default and only action) explain the fields")
+    cf.add_argument("kind", nargs="?", default="search", choices=["search", "experiment", "ablation", "compare"],
+                    help="which config file kind")
+    cf.set_defaults(func=_cmd_config)
     _add_use_commands(sub)
     return p
 
@@ -229,4 +285,4 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except (ConfigError, DataError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
-        return 2
+        return EXIT_BAD_INPUT

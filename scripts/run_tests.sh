@@ -5,6 +5,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh || exit 1
 .venv/bin/ruff check distlmk tests benchmarks analysis scripts || exit 1
+.venv/bin/lint-imports || exit 1  # the layering contracts in pyproject.toml
 .venv/bin/python -m pytest "$@"
 rc=$?
 if [ "$rc" -eq 5 ]; then

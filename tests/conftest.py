@@ -14,10 +14,9 @@ os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "0")
 def ray_session():
     import ray
 
-    if not ray.is_initialized():
-        ray.init(
-            num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False
-        )
+    from distlmk.population.localray import init_ray
+
+    init_ray(None, num_cpus=2, log_to_driver=False)  # private, loopback-only, like `distlmk search`
     yield ray
     ray.shutdown()
 

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from distlmk.config import AblationConfig, ConfigError, ExperimentConfig, SearchConfig, load_yaml
+from distlmk.config import AblationConfig, CompareConfig, ConfigError, ExperimentConfig, SearchConfig, load_yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -12,7 +12,8 @@ def test_shipped_configs_load(path):
     import yaml
 
     keys = set(yaml.safe_load(path.read_text()))
-    cls = AblationConfig if "population_sizes" in keys else SearchConfig if "methods" in keys else ExperimentConfig
+    cls = (AblationConfig if "population_sizes" in keys else CompareConfig if "heldout_seeds" in keys or "base" in keys
+           else SearchConfig if "methods" in keys or "variants" in keys else ExperimentConfig)
     load_yaml(path, cls)
 
 

@@ -1,5 +1,9 @@
-"""Faults survived, nothing lost: killed trial processes, a killed policy actor, a killed
-driver, a NaN trial, and bad input rejected before any compute."""
+"""Faults that are proven to fire, and survived with nothing lost.
+
+Each test checks the fault through a source independent of distlmk's records: Tune's per-trial
+error.txt, the trials' restore markers (`distlmk_restores.jsonl`), the policy actor's pid, and
+the trainers' own histories in their last checkpoints, which must equal records.parquet row by
+row. Making any fault a no-op makes one of these tests fail."""
 
 import json
 import os
@@ -10,61 +14,111 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import ray
 import yaml
+from fault_checks import assert_records_match_checkpoints, error_texts, restores, trial_index
 
-from distlmk.cli import main
+from distlmk import schema as S
+from distlmk.cli import EXIT_TRIALS_FAILED, main, search
 from distlmk.config import SearchConfig, from_dict, to_dict
-from distlmk.population.search import policy_server_name, run_search
+from distlmk.population.search import policy_server_name
 
 
-def sim_cfg(name, **over):
+def sim_cfg(name, faults=(), **over):
     cfg = {
-        "name": name, "simulated": True, "seeds": [0], "methods": ["fixed", "rl"], "fixed_sigmas": [2.0],
-        "rl_trials_per_seed": 2, "experiment": {"data": {"num_landmarks": 5}, "train": {"epochs": 6}},
-        "resources": {"cpu": 0.5}, "max_failures": 2,
+        "name": name, "simulation": {"enabled": True}, "seeds": [0], "methods": ["fixed", "rl"],
+        "fixed_sigmas": [2.0], "rl_trials_per_seed": 2,
+        "experiment": {"data": {"num_landmarks": 5}, "train": {"epochs": 6}},
+        "resources": {"cpu": 0.5}, "max_failures": 2, "faults": {"inject": list(faults)},
         "policy": {"train_batch_rows": 32, "minibatch_size": 16, "num_epochs": 1},
     }
     cfg.update(over)
     return from_dict(SearchConfig, cfg, "test")
 
 
-def check_records_complete(exp: Path, epochs: int) -> pd.DataFrame:
-    rec = pd.read_parquet(exp / "records.parquet")
-    assert not rec.duplicated(["trial_id", "iteration"]).any()
-    for tid, g in rec.groupby("trial_id"):
-        assert sorted(g["iteration"]) == list(range(1, len(g) + 1)), f"gap in {tid}"
-        assert g["epoch"].max() == epochs or g["rl/stopped"].any(), tid
-    return rec
+def by_index(exp: Path, per_trial: dict) -> dict:
+    index = trial_index(exp)
+    return {index[tid]: v for tid, v in per_trial.items()}
 
 
-def test_killed_trial_processes_resume_from_checkpoints(ray_session, tmp_path):
-    exp = run_search(sim_cfg("kill", faults=[{"kind": "kill", "epoch": 3}]), str(tmp_path), quiet=True)
-    rec = check_records_complete(exp, 6)
+def test_kill_raise_and_a_second_failure_after_restore(ray_session, tmp_path):
+    """Trial 0's worker is SIGKILLed at epoch 3; trial 1 raises at epoch 2, and again at epoch 4
+    of its second attempt; trial 2 is left alone. Tune's error files, the restore markers and
+    the checkpointed histories show exactly that."""
+    faults = [
+        {"kind": "kill", "epoch": 3, "trials": [0]},
+        {"kind": "raise", "epoch": 2, "trials": [1]},
+        {"kind": "raise", "epoch": 4, "trials": [1], "attempts": [1]},
+    ]
+    exp = search(sim_cfg("faults", faults, max_failures=3), str(tmp_path)).exp_dir
+    errors, restored = by_index(exp, error_texts(exp)), by_index(exp, restores(exp))
+    assert set(errors) == {0, 1} and set(restored) == {0, 1}, (errors.keys(), restored.keys())
+    assert "died" in errors[0].lower() or "exit" in errors[0].lower(), errors[0][-500:]
+    assert errors[1].count("Failure # ") == 2  # Tune's count of this trial's failures
+    assert "injected failure after epoch 2" in errors[1] and "injected failure after epoch 4" in errors[1]
+    assert errors[0].count("Failure # ") == 1
+    assert [r["attempt"] for r in restored[0]] == [1]
+    assert [r["attempt"] for r in restored[1]] == [1, 2]
+    assert [r["epoch"] for r in restored[1]] == [2, 4]  # each retry resumed from the failed epoch's checkpoint
+    assert restored[0][0]["pid"] != os.getpid()
+    assert_records_match_checkpoints(exp, expect_epochs=6)
     summary = pd.read_parquet(exp / "summary.parquet")
     assert len(summary) == 3 and set(summary["status"]) <= {"completed", "stopped"}
-    assert rec["trial_id"].nunique() == 3
 
 
-def test_nan_trial_fails_with_reason_and_others_finish(ray_session, tmp_path):
-    cfg = sim_cfg("nan", faults=[{"kind": "nan", "epoch": 2, "trials": [0]}], max_failures=1)
-    exp = run_search(cfg, str(tmp_path), quiet=True)
+def test_nan_in_an_rl_trial_fails_it_with_reason_and_exit_code(ray_session, tmp_path):
+    """NaN on every attempt of an rl trial: it ends in error (both attempts in Tune's error file),
+    the others finish, the report names the reason and `distlmk search` exits 3."""
+    cfg = sim_cfg("nan", [{"kind": "nan", "epoch": 2, "trials": [1], "attempts": []}], max_failures=1)
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(to_dict(cfg)))
+    assert main(["search", "--config", str(path), "--out", str(tmp_path), "--quiet"]) == EXIT_TRIALS_FAILED
+    exp = tmp_path / "nan"
+    errors = by_index(exp, error_texts(exp))
+    assert set(errors) == {1} and errors[1].count("Failure # ") == 2 and "non-finite" in errors[1]
     summary = pd.read_parquet(exp / "summary.parquet")
     bad = summary[summary["status"] == "error"]
-    assert len(bad) == 1 and "non-finite" in bad["error"].iloc[0]
+    assert len(bad) == 1 and bad["method"].iloc[0] == "rl" and "non-finite" in bad["error"].iloc[0]
     assert (summary["status"] != "error").sum() == 2
     report = (exp / "report.md").read_text()
     assert "## Failed trials" in report and "non-finite" in report
+    assert json.loads((exp / "run_info.json").read_text())["num_errors"] == 1
+    # `distlmk analyze` on the failed experiment: the failure and its reason are in its report
+    assert main(["analyze", str(exp)]) == 0
+    analysis = (exp / "analysis" / "report.md").read_text()
+    assert "Experiment finished" in analysis and "1 error" in analysis and "non-finite" in analysis
+    assert (exp / "analysis" / "learning_curves.png").stat().st_size > 0
+
+
+def test_every_trainer_satisfies_the_protocol_and_honours_the_nan_fault(tiny_experiment):
+    from distlmk.config import ExperimentConfig
+    from distlmk.train.base import EpochTrainer
+    from distlmk.train.errors import NonFiniteLossError
+    from distlmk.train.simulated import PackedSimulatedTrainer, SimulatedTrainer
+    from distlmk.train.trainer import Trainer
+
+    exp = from_dict(ExperimentConfig, {"data": {"num_landmarks": 3}, "train": {"epochs": 3}})
+    for trainer in (Trainer(tiny_experiment), SimulatedTrainer(exp, trial_id="s"), PackedSimulatedTrainer(exp, "t", 3)):
+        assert isinstance(trainer, EpochTrainer), type(trainer).__name__
+        trainer.run_epoch()
+        trainer.poison_loss = True
+        with pytest.raises(NonFiniteLossError):
+            trainer.run_epoch()
 
 
 def test_killed_policy_actor_restarts_and_trials_go_on(ray_session, tmp_path):
-    cfg = sim_cfg("polkill", methods=["rl"], rl_trials_per_seed=3, simulated_epoch_seconds=0.4)
+    """SIGKILL the policy actor mid-run: trials see the outage (policy_failed), keep training, reach
+    the restarted actor (new pid, restored from its checkpoint), and PPO updates continue."""
+    cfg = sim_cfg("polkill", methods=["rl"], rl_trials_per_seed=3,
+                  simulation={"enabled": True, "epoch_seconds": 0.4})
     cfg.experiment.train.epochs = 14
-    cfg.experiment.sigma.rl.timeout_s = 3.0
+    cfg.experiment.sigma.rl.timeout_s = 1.0
+    cfg.experiment.sigma.rl.min_progress_to_stop = 1.1  # no early stops: every trial lives through it
     out = {}
-    runner = threading.Thread(target=lambda: out.setdefault("exp", run_search(cfg, str(tmp_path), quiet=True)))
+    runner = threading.Thread(target=lambda: out.setdefault("exp", search(cfg, str(tmp_path)).exp_dir))
     runner.start()
     ckpt = tmp_path / "polkill" / "policy" / "latest"
     deadline = time.time() + 120
@@ -73,36 +127,83 @@ def test_killed_policy_actor_restarts_and_trials_go_on(ray_session, tmp_path):
         time.sleep(0.2)
     server = ray.get_actor(policy_server_name(cfg))
     before = ray.get(server.stats.remote())
+    killed_at = time.time()
     os.kill(before["pid"], signal.SIGKILL)
+    # `distlmk analyze` while the experiment runs: a report of what is there so far
+    records = tmp_path / "polkill" / "records.parquet"
+    while not records.is_file():
+        assert time.time() < deadline + 60 and runner.is_alive(), "no records while running"
+        time.sleep(0.2)
+    assert main(["analyze", str(tmp_path / "polkill")]) == 0
+    live = (tmp_path / "polkill" / "analysis" / "report.md").read_text()
+    assert "still running or interrupted" in live and "running" in live
     runner.join(timeout=240)
     assert not runner.is_alive()
     exp = out["exp"]
-    check_records_complete(exp, 14)
+    rec = assert_records_match_checkpoints(exp, expect_epochs=14)
     stats = json.loads((exp / "policy_stats.json").read_text())
     assert stats["pid"] != before["pid"] and str(stats["restored_from"]).endswith("latest")
-    assert stats["updates"] >= before["updates"]
+    failed = rec[rec[S.POLICY_FAILED].astype(bool)]
+    assert len(failed) > 0, "no trial saw the outage"
+    assert failed["timestamp"].min() >= killed_at - 1.0  # the outage came from the kill
+    after = rec[rec["timestamp"] > failed["timestamp"].max()]
+    assert len(after) > 0 and not after[S.POLICY_FAILED].astype(bool).any(), "trials never reached the policy again"
+    history = json.loads((exp / "policy_history.json").read_text())  # the restarted actor's own updates
+    assert history and stats["updates"] > before["updates"]
 
 
 def test_killed_driver_then_resume_finishes(ray_session, tmp_path):
-    cfg = sim_cfg("driver", simulated_epoch_seconds=0.5)
+    cfg = sim_cfg("driver", simulation={"enabled": True, "epoch_seconds": 0.5})
     cfg.experiment.train.epochs = 16
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump(to_dict(cfg)))
     address = ray.get_runtime_context().gcs_address
     cmd = [sys.executable, "-m", "distlmk", "search", "--config", str(path), "--out", str(tmp_path),
-           "--address", address]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+           "--address", address, "--quiet"]
+    log = (tmp_path / "driver.log").open("wb")
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
     journal = tmp_path / "driver" / "records.jsonl"
     deadline = time.time() + 120
     while not (journal.is_file() and len(journal.read_text().splitlines()) >= 6):
-        assert time.time() < deadline and proc.poll() is None, "the driver made no progress"
+        assert time.time() < deadline and proc.poll() is None, (tmp_path / "driver.log").read_text()[-3000:]
         time.sleep(0.2)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert not (tmp_path / "driver" / "run_info.json").exists()  # it really died mid-run
-    assert main(["search", "--config", str(path), "--out", str(tmp_path), "--resume"]) == 0
-    rec = check_records_complete(tmp_path / "driver", 16)
+    assert main(["search", "--config", str(path), "--out", str(tmp_path), "--resume", "--quiet"]) == 0
+    rec = assert_records_match_checkpoints(tmp_path / "driver", expect_epochs=16)
     assert rec["trial_id"].nunique() == 3
+    assert restores(tmp_path / "driver"), "no trial was restored from a checkpoint on --resume"
+
+
+def test_real_network_population_with_a_killed_trial(ray_session, tmp_path, tiny_experiment):
+    """The real tiny U-Net inside Tune, every method incl. rl with decision_interval 2; the fixed
+    trial's worker is SIGKILLed at epoch 3 and resumes from its checkpoint (weights, optimiser)."""
+    exp_cfg = to_dict(tiny_experiment)
+    exp_cfg["train"]["epochs"] = 4
+    exp_cfg["sigma"]["rl"] = {"decision_interval": 2, "timeout_s": 30.0, "min_progress_to_stop": 1.1}
+    cfg = from_dict(SearchConfig, {
+        "name": "realnet", "seeds": [0], "methods": ["fixed", "learned", "adaloss", "rl"], "fixed_sigmas": [2.0],
+        "experiment": exp_cfg, "resources": {"cpu": 1.0}, "max_failures": 1,
+        "policy": {"train_batch_rows": 16, "minibatch_size": 8, "num_epochs": 1},
+        "faults": {"inject": [{"kind": "kill", "epoch": 3, "trials": [0]}]},
+    }, "test")
+    exp = search(cfg, str(tmp_path)).exp_dir
+    rec = assert_records_match_checkpoints(exp, expect_epochs=4)
+    assert by_index(exp, restores(exp)).keys() == {0}
+    summary = pd.read_parquet(exp / "summary.parquet")
+    assert len(summary) == 4 and set(summary["status"]) == {"completed"}
+    assert set(summary["method"]) == {"fixed", "learned", "adaloss", "rl"}
+    test_mre = summary[S.test_key("test", "mre_mm")]
+    assert test_mre.notna().all() and (test_mre > 0).all()
+    assert set(rec[S.DEVICE]) == {"cpu"}  # a network, not the cost model ("sim")
+    rl = rec[rec["method"] == "rl"].sort_values("iteration")
+    # decisions at epochs 2 and 4 only: sigma may change after epoch 2, never after epochs 1 or 3
+    moved = [not np.allclose(a, b) for a, b in zip(rl[S.SIGMA_USED], rl[S.SIGMA_NEXT], strict=True)]
+    assert moved[0] is False and moved[2] is False
+    assert rl[S.RL_REWARD].notna().sum() >= 1
+    stats = json.loads((exp / "policy_stats.json").read_text())
+    assert stats["decisions"] >= 2
 
 
 def test_bad_input_is_rejected_before_any_compute(tmp_path, capsys, cache_dir):
@@ -110,7 +211,7 @@ def test_bad_input_is_rejected_before_any_compute(tmp_path, capsys, cache_dir):
     (root / "images").mkdir(parents=True)
     (root / "images" / "a.png").write_bytes(b"not a png")
     (root / "landmarks.csv").write_text("image,landmark,x,y\na.png,0,1,1\n")
-    cfg = to_dict(sim_cfg("bad", simulated=False))
+    cfg = to_dict(sim_cfg("bad", simulation={"enabled": False}))
     cfg["experiment"]["data"] = {"format": "folder", "root": str(root)}
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump(cfg))
@@ -123,10 +224,16 @@ def test_bad_input_is_rejected_before_any_compute(tmp_path, capsys, cache_dir):
     assert "landmarks.csv:2" in capsys.readouterr().err
     path.write_text("name: x\nexperiment:\n  trian: {}\n")
     assert main(["search", "--config", str(path)]) == 2
-    assert "experiment.trian: unknown key" in capsys.readouterr().err and str(path) in capsys.readouterr().err + str(path)
+    err = capsys.readouterr().err
+    assert "experiment.trian: unknown key" in err and str(path) in err
 
 
-@pytest.mark.parametrize("kind", ["raise"])
-def test_fault_config_is_typed(kind):
-    cfg = sim_cfg("x", faults=[{"kind": kind, "epoch": 2, "trials": [1]}])
-    assert cfg.faults[0].trials == [1]
+def test_fault_config_is_typed_and_old_keys_point_to_new_blocks(tmp_path):
+    cfg = sim_cfg("x", [{"kind": "raise", "epoch": 2, "trials": [1], "attempts": [0, 1]}])
+    assert cfg.faults.inject[0].trials == [1] and cfg.faults.inject[0].attempts == [0, 1]
+    from distlmk.config import ConfigError
+
+    with pytest.raises(ConfigError, match="simulation.enabled"):
+        from_dict(SearchConfig, {"simulated": True})
+    with pytest.raises(ConfigError, match="faults.inject"):
+        from_dict(SearchConfig, {"faults": [{"kind": "kill"}]})

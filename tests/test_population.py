@@ -5,15 +5,21 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from fault_checks import assert_pbt_identity
 
+from distlmk.cli import search
 from distlmk.config import SearchConfig, from_dict
-from distlmk.population.search import run_search, trial_list
+from distlmk.population.search import trial_list
+
+
+def run_search(cfg, **kw):  # the population and its report, as `distlmk search` runs them
+    return search(cfg, **kw).exp_dir
 
 
 def sim_search(tmp_path, name, **over):
     cfg = {
         "name": name,
-        "simulated": True,
+        "simulation": {"enabled": True},
         "seeds": [0, 1],
         "fixed_sigmas": [2.0, 4.0],
         "methods": ["fixed", "learned", "adaloss", "rl"],
@@ -35,7 +41,7 @@ def test_trial_list_is_fair():
     trials = trial_list(cfg)
     assert len(trials) == 2 * (2 + 1 + 1 + 2)
     for seed in (0, 1):
-        assert {t["variant"] for t in trials if t["seed"] == seed} == {
+        assert {t.variant for t in trials if t.seed == seed} == {
             "fixed σ=2",
             "fixed σ=4",
             "learned",
@@ -45,7 +51,7 @@ def test_trial_list_is_fair():
 
 
 def test_simulated_population_end_to_end_with_failures(ray_session, tmp_path):
-    cfg = sim_search(tmp_path, "pop", faults=[{"kind": "raise", "epoch": 3}])
+    cfg = sim_search(tmp_path, "pop", faults={"inject": [{"kind": "raise", "epoch": 3}]})
     exp = run_search(cfg, out_dir=str(tmp_path))
     rec = pd.read_parquet(exp / "records.parquet")
     summary = pd.read_parquet(exp / "summary.parquet")
@@ -78,7 +84,9 @@ def test_pbt_rejects_mixed_methods(tmp_path):
 
 
 def test_pbt_exploits_truncate_episodes_without_crash(ray_session, tmp_path):
-    cfg = sim_search(tmp_path, "pbt", methods=["rl"], seeds=[0], rl_trials_per_seed=4, simulated_epoch_seconds=0.2,
+    # 4 seeds whose cost models keep their order (seed 0 worst, 4 best): exploits happen every run
+    cfg = sim_search(tmp_path, "pbt", methods=["rl"], seeds=[0, 1, 2, 4], rl_trials_per_seed=1,
+                     simulation={"enabled": True, "epoch_seconds": 0.2},
                      scheduler={"name": "pbt", "perturbation_interval": 2})
     cfg.experiment.train.epochs = 10
     cfg.experiment.sigma.rl.min_progress_to_stop = 1.1  # no early stops: every trial lives through exploits
@@ -92,6 +100,7 @@ def test_pbt_exploits_truncate_episodes_without_crash(ray_session, tmp_path):
     stats = json.loads((exp / "policy_stats.json").read_text())
     # 4 trials x 7 rows would be 28 episodes without exploits; each exploit truncates a trial's open ones
     assert stats["episodes"] > 4 * 7 and stats["open_episodes"] == 0
+    assert_pbt_identity(exp, launched_seeds=[0, 1, 2, 4])  # exploited trials keep their identity, name the donor
 
 
 def test_asha_population_runs(ray_session, tmp_path):

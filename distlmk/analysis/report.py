@@ -39,7 +39,7 @@ def tune_result_check(exp_dir: Path, records: pd.DataFrame) -> pd.DataFrame:
 
 def analyze_scaling(root: Path) -> Path:
     """Report for a `distlmk ablate` folder: the scaling table and curves."""
-    from distlmk.population.ablation import markdown_table
+    from distlmk.analysis.scaling import markdown_table
 
     table = pd.read_parquet(root / "scaling.parquet")
     out = root / "analysis"

@@ -26,7 +26,11 @@ def load_records(exp_dir: str | Path) -> pd.DataFrame:
 
 def load_errors(exp_dir: str | Path) -> pd.DataFrame:
     path = Path(exp_dir) / STATUS_FILE
-    return pd.read_parquet(path) if path.is_file() else pd.DataFrame(columns=["trial_id", "status", "error"])
+    errors = pd.read_parquet(path) if path.is_file() else pd.DataFrame()
+    for col in ("trial_id", "status", "error"):  # no trial has ended yet: an empty file, trial_id only
+        if col not in errors:
+            errors[col] = pd.Series(dtype=object)
+    return errors
 
 
 def summarize_trials(

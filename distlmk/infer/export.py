@@ -72,7 +72,8 @@ def export_best(exp_dir: str | Path, out_dir: str | Path, by: str = "val") -> di
         raise ValueError("--by: only 'val' (selection on the test set would bias its figures)")
     exp_dir = Path(exp_dir).resolve()
     search_cfg = exp_dir / "search_config.json"
-    if search_cfg.is_file() and json.loads(search_cfg.read_text()).get("simulated"):
+    saved = json.loads(search_cfg.read_text()) if search_cfg.is_file() else {}
+    if saved.get("simulation", {}).get("enabled") or saved.get("simulated"):  # (older configs: "simulated")
         raise FileNotFoundError(f"{exp_dir}: a simulated (cost-model) experiment has no network to export")
     records = load_records(exp_dir)
     summary = summarize_trials(records, load_errors(exp_dir))

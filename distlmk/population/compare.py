@@ -34,7 +34,7 @@ import pandas as pd
 
 from distlmk import schema as S
 from distlmk.config import CompareConfig, SearchConfig, VariantConfig, to_dict
-from distlmk.population.search import policy_server_name, run_search
+from distlmk.population.search import policy_server_name
 from distlmk.population.selection import best_by_val, per_landmark_choice
 
 log = logging.getLogger("distlmk.compare")
@@ -59,9 +59,12 @@ def schedule_name(spec) -> str:
 
 
 class Comparison:
-    def __init__(self, cfg: CompareConfig, out_dir: str = "results", address: str | None = None,
+    """`search` runs one population and writes its summary (the command layer's `distlmk.cli.search`:
+    population code does not import analysis, so the caller hands it in)."""
+
+    def __init__(self, cfg: CompareConfig, search, out_dir: str = "results", address: str | None = None,
                  resume: bool = False):
-        self.cfg, self.address, self.resume = cfg, address, resume
+        self.cfg, self.search, self.address, self.resume = cfg, search, address, resume
         self.root = Path(out_dir).expanduser().resolve() / cfg.name
         self.stages: dict[str, Stage] = {}
         self.started = time.time()
@@ -91,7 +94,8 @@ class Comparison:
             partial = self.resume and exp_dir.is_dir() and tune.Tuner.can_restore(str(exp_dir))
             print(f"[compare] stage {name}: {len(variants)} variants x {len(seeds)} seeds"
                   + (" (resuming)" if partial else ""), flush=True)
-            exp_dir = run_search(sc, out_dir=str(self.root), address=self.address, resume=partial, quiet=True)
+            exp_dir = self.search(sc, out_dir=str(self.root), address=self.address, resume=partial,
+                                  quiet=True).exp_dir
             self._drop_policy_server(sc)
         stats_path = exp_dir / "policy_stats.json"
         stage = Stage(name, exp_dir, pd.read_parquet(exp_dir / "summary.parquet"),
@@ -202,6 +206,6 @@ def _trial_epochs(summary: pd.DataFrame) -> int:
     return int(summary[S.COST_TRIAL_EPOCHS].sum())
 
 
-def run_compare(cfg: CompareConfig, out_dir: str = "results", address: str | None = None,
+def run_compare(cfg: CompareConfig, search, out_dir: str = "results", address: str | None = None,
                 resume: bool = False) -> dict:
-    return Comparison(cfg, out_dir, address, resume).run()
+    return Comparison(cfg, search, out_dir, address, resume).run()

@@ -1,11 +1,18 @@
-"""`distlmk search`: the population on Ray Tune with the central policy (typed config ->
-Tuner -> ResultGrid -> records, summary and report)."""
+"""`distlmk search`: the population on Ray Tune with the central policy.
+
+`run_search` reads top to bottom as its steps: rotate the old experiment folder, validate
+the data, start Ray, start the policy, build (or restore) the Tuner, fit, save the policy,
+write run info. The report is analysis: the command layer (`distlmk.cli`) writes it from
+the files this leaves behind.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import ray
@@ -14,46 +21,46 @@ from ray import tune
 from distlmk import schema as S
 from distlmk.atomic import atomic_write_json
 from distlmk.config import ConfigError, SearchConfig, to_dict
+from distlmk.population.localray import init_ray
 from distlmk.population.records import RecordsCallback
+from distlmk.population.spec import RunSpec, TrialSpec
 from distlmk.population.trainable import train_trial
 
 log = logging.getLogger("distlmk.search")
 
 
-def trial_list(cfg: SearchConfig) -> list[dict]:
-    """(method, seed, sigma) combinations: the same seeds and budget for every method."""
-    trials = []
+@dataclass
+class SearchOutcome:
+    """What a finished `run_search` hands to the command layer."""
+
+    exp_dir: Path  # the experiment folder (records, policy, run_info.json)
+    num_trials: int
+    num_errors: int  # trials that ended in error (after their retries)
+    resources: dict  # per trial: {"cpu": .., "gpu": ..}
+    policy_stats: dict | None  # the central policy's final stats (None without rl)
+    elapsed_s: float
+
+
+# --- the trial grid -----------------------------------------------------------------------
+
+
+def trial_list(cfg: SearchConfig) -> list[TrialSpec]:
+    """(method, seed, sigma) combinations, then the named variants: the same seeds and budget for all."""
+    trials: list[dict] = []
     for seed in cfg.seeds:
         for method in cfg.methods:
             if method == "fixed":
-                trials += [
-                    {"method": "fixed", "seed": seed, "sigma_init": s, "variant": f"fixed σ={s:g}"}
-                    for s in cfg.fixed_sigmas
-                ]
+                trials += [{"method": "fixed", "seed": seed, "sigma_init": s, "variant": f"fixed σ={s:g}"}
+                           for s in cfg.fixed_sigmas]
             elif method == "rl":
-                trials += [
-                    {
-                        "method": "rl",
-                        "seed": seed,
-                        "sigma_init": None,
-                        "variant": "rl",
-                        "replica": r,
-                    }
-                    for r in range(cfg.rl_trials_per_seed)
-                ]
+                trials += [{"method": "rl", "seed": seed, "variant": "rl", "replica": r}
+                           for r in range(cfg.rl_trials_per_seed)]
             else:
-                trials.append(
-                    {"method": method, "seed": seed, "sigma_init": None, "variant": method}
-                )
+                trials.append({"method": method, "seed": seed, "variant": method})
         for v in cfg.variants:
-            trials += [
-                {"method": v.method, "seed": seed, "sigma_init": None, "variant": v.name, "sigma": dict(v.sigma),
-                 "replica": r}
-                for r in range(v.replicas)
-            ]
-    for i, t in enumerate(trials):
-        t["index"] = i
-    return trials
+            trials += [{"method": v.method, "seed": seed, "variant": v.name, "sigma": dict(v.sigma), "replica": r}
+                       for r in range(v.replicas)]
+    return [TrialSpec(index=i, **t) for i, t in enumerate(trials)]
 
 
 def validate(cfg: SearchConfig) -> None:
@@ -77,6 +84,27 @@ def policy_server_name(cfg: SearchConfig) -> str:
     return f"{cfg.experiment.sigma.rl.server_name}:{cfg.name}"
 
 
+class IdentityKeepingPBT(tune.schedulers.PopulationBasedTraining):
+    """PBT whose exploit copies the donor's checkpoint and (mutated) lr, but not its identity.
+
+    Tune's exploit replaces the whole config by the donor's, `trial` entry included, which
+    would relabel the trial as the donor's seed/variant. Here a trial keeps its own `trial`
+    (method, seed, variant, index: the grid point it was launched as) and its trial id, and
+    `pbt` records the lineage: the last donor's trial id and grid index, and how many exploits
+    it went through. The records carry these as `pbt/donor`, `pbt/donor_index`, `pbt/exploits`.
+    """
+
+    def _get_new_config(self, trial, trial_to_clone):
+        new_config, operations = super()._get_new_config(trial, trial_to_clone)
+        new_config["trial"] = dict(trial.config["trial"])
+        new_config["pbt"] = {
+            "donor": trial_to_clone.trial_id,
+            "donor_index": int(trial_to_clone.config["trial"]["index"]),
+            "exploits": int(trial.config.get("pbt", {}).get("exploits", 0)) + 1,
+        }
+        return new_config, operations
+
+
 def build_scheduler(cfg: SearchConfig):
     s = cfg.scheduler
     if s.name == "asha":
@@ -87,7 +115,7 @@ def build_scheduler(cfg: SearchConfig):
             reduction_factor=s.reduction_factor,
         )
     if s.name == "pbt":
-        return tune.schedulers.PopulationBasedTraining(
+        return IdentityKeepingPBT(
             time_attr="training_iteration",
             perturbation_interval=s.perturbation_interval,
             hyperparam_mutations=pbt_space(cfg),
@@ -106,139 +134,179 @@ def pbt_space(cfg: SearchConfig) -> dict:
     return space
 
 
-def _storage(out_dir: str) -> tuple[str, bool]:
-    """Absolute storage path (Tune rejects relative ones) or a URI as given."""
+def progress_reporter(cfg: SearchConfig) -> tune.CLIReporter:
+    """Tune's live table: who a trial is (method, variant, seed) and how it does (epoch, val MRE).
+
+    Tune 2.58's default console output infers its columns (the whole `trial` dict, the first
+    four numeric metrics) and ignores a passed reporter; `RAY_AIR_NEW_OUTPUT=0` selects the
+    reporter API, which takes these columns (set only around `fit`, see `_table_output`)."""
+    return tune.CLIReporter(
+        parameter_columns={"trial/method": "method", "trial/variant": "variant", "trial/seed": "seed"},
+        metric_columns={S.EPOCH: "epoch", S.TUNE_METRIC: "val MRE mm"},
+        max_report_frequency=int(max(1, cfg.progress_every_s)),
+        sort_by_metric=False,
+    )
+
+
+@contextlib.contextmanager
+def _table_output(enabled: bool):
+    """Within: Tune prints through the reporter API (our columns) instead of its inferred table."""
+    before = os.environ.get("RAY_AIR_NEW_OUTPUT")
+    if enabled:
+        os.environ["RAY_AIR_NEW_OUTPUT"] = "0"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("RAY_AIR_NEW_OUTPUT", None)
+        else:
+            os.environ["RAY_AIR_NEW_OUTPUT"] = before
+
+
+# --- the steps of a search ----------------------------------------------------------------
+
+
+def experiment_paths(cfg: SearchConfig, out_dir: str) -> tuple[str, Path, bool]:
+    """(storage path or URI for Tune, local experiment folder, storage is local).
+    Tune rejects relative storage paths, so a local one is made absolute."""
     if "://" in out_dir:
-        return out_dir, False
-    return str(Path(out_dir).expanduser().resolve()), True
+        return out_dir, Path.home() / "distlmk_runs" / cfg.name, False
+    storage = str(Path(out_dir).expanduser().resolve())
+    return storage, Path(storage) / cfg.name, True
 
 
-def _init_ray(address: str | None) -> None:
-    if ray.is_initialized():
-        return
-    if address:
-        ray.init(address=address, log_to_driver=True)
-    else:  # embedded local Ray: loopback only, no dashboard
-        ray.init(include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=True)
+def rotate_old_experiment(exp_dir: Path) -> Path | None:
+    """A fresh run never mixes with an old one: move the old folder aside, named by its time."""
+    if not exp_dir.exists():
+        return None
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(exp_dir.stat().st_mtime))
+    old = exp_dir.with_name(f"{exp_dir.name}.{stamp}")
+    exp_dir.rename(old)
+    print(f"moved the previous experiment to {old}")
+    return old
+
+
+def validate_data(cfg: SearchConfig) -> list[str] | None:
+    """Fail on bad data before any compute is spent (and warm the cache); the landmark names."""
+    if cfg.simulation.enabled:
+        return None
+    from distlmk.data import load_dataset
+
+    return load_dataset(cfg.experiment.data).landmark_names
+
+
+def trial_resources(cfg: SearchConfig) -> dict:
+    resources = {"cpu": cfg.resources.cpu}
+    if ray.cluster_resources().get("GPU", 0) > 0 and cfg.resources.gpu > 0:
+        resources["gpu"] = cfg.resources.gpu
+    return resources
+
+
+def run_spec(cfg: SearchConfig, resources: dict) -> RunSpec:
+    experiment = to_dict(cfg.experiment)
+    experiment["sigma"]["rl"]["server_name"] = policy_server_name(cfg)
+    if "gpu" not in resources and experiment["train"]["device"] == "auto":
+        experiment["train"]["device"] = "cpu"
+    simulation = cfg.simulation if cfg.simulation.enabled else type(cfg.simulation)()
+    return RunSpec(experiment=experiment, cpu=resources["cpu"], gpu=resources.get("gpu", 0.0),
+                   simulation=simulation, faults=list(cfg.faults.inject))
+
+
+def start_policy(cfg: SearchConfig, exp_dir: Path):
+    """The central policy actor (only when rl trials run), ready to answer."""
+    if not uses_policy(cfg):
+        return None
+    from distlmk.policy.server import start_policy_server
+
+    server = start_policy_server(policy_server_name(cfg), cfg.policy, str(exp_dir / "policy"), cfg.experiment.sigma)
+    ray.get(server.ping.remote())  # wait until the RLModule and Learner are built
+    return server
+
+
+def build_tuner(cfg: SearchConfig, trainable, storage: str, exp_dir: Path, resume: bool, quiet: bool,
+                extra_callbacks: list | None = None):
+    exp_path = f"{storage.rstrip('/')}/{cfg.name}"
+    if resume:
+        if not tune.Tuner.can_restore(exp_path):
+            raise FileNotFoundError(f"{exp_path}: no experiment to resume; run without --resume")
+        return tune.Tuner.restore(exp_path, trainable=trainable, resume_errored=True, resume_unfinished=True)
+    param_space = {"trial": tune.grid_search([t.as_config() for t in trial_list(cfg)])}
+    if cfg.scheduler.name == "pbt":
+        param_space.update(pbt_space(cfg))
+    # Tune deletes checkpoints beyond num_to_keep at once but snapshots its experiment state only
+    # every experiment_snapshot_s: keep a few and snapshot often; PBT keeps all (it needs them).
+    keep = None if cfg.scheduler.name == "pbt" or cfg.keep_checkpoints == 0 else cfg.keep_checkpoints
+    return tune.Tuner(
+        trainable,
+        param_space=param_space,
+        tune_config=tune.TuneConfig(
+            metric=S.TUNE_METRIC,
+            mode=S.TUNE_MODE,
+            scheduler=build_scheduler(cfg),
+            max_concurrent_trials=cfg.max_concurrent or None,
+        ),
+        run_config=tune.RunConfig(
+            name=cfg.name,
+            storage_path=storage,
+            verbose=0 if quiet else 1,
+            progress_reporter=None if quiet else progress_reporter(cfg),
+            callbacks=[RecordsCallback(str(exp_dir)), *(extra_callbacks or [])],
+            failure_config=tune.FailureConfig(max_failures=cfg.max_failures),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=keep),
+        ),
+    )
+
+
+def save_policy(server, exp_dir: Path) -> dict | None:
+    """Train on what is left, then save the policy's final weights, stats and update history."""
+    if server is None:
+        return None
+    stats = ray.get(server.flush_training.remote())
+    ray.get(server.checkpoint_now.remote())
+    ray.get(server.save.remote(str(exp_dir / "policy" / "final")))
+    atomic_write_json(exp_dir / "policy_stats.json", stats)
+    atomic_write_json(exp_dir / "policy_history.json", ray.get(server.update_history.remote()))
+    return stats
 
 
 def run_search(cfg: SearchConfig, out_dir: str = "results", address: str | None = None, resume: bool = False,
-               quiet: bool = False) -> Path:
+               quiet: bool = False, extra_callbacks: list | None = None) -> SearchOutcome:
+    """The population: every step below, in order. `extra_callbacks` (Tune callbacks) observe it,
+    e.g. the overhead benchmark's driver-side clock; they are not kept for `--resume`."""
     validate(cfg)
-    # Tune warns on every forced snapshot when num_to_keep is set; our checkpoints are per epoch by design
-    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")  # see keep_checkpoints below
-    storage, is_local = _storage(out_dir)
-    exp_dir = Path(storage) / cfg.name if is_local else Path.home() / "distlmk_runs" / cfg.name
-    if is_local and not resume and exp_dir.exists():  # a fresh run never mixes with an old one
-        old = exp_dir.with_name(
-            f"{exp_dir.name}.{time.strftime('%Y%m%d-%H%M%S', time.localtime(exp_dir.stat().st_mtime))}"
-        )
-        exp_dir.rename(old)
-        print(f"moved the previous experiment to {old}")
-    names = None
-    if not cfg.simulated:  # fail on bad data before any compute is spent (and warm the cache)
-        from distlmk.data import load_dataset
-
-        names = load_dataset(cfg.experiment.data).landmark_names
-    _init_ray(address)
-    gpus = ray.cluster_resources().get("GPU", 0)
-    resources = {"cpu": cfg.resources.cpu}
-    if gpus > 0 and cfg.resources.gpu > 0:
-        resources["gpu"] = cfg.resources.gpu
-    experiment = to_dict(cfg.experiment)
-    experiment["sigma"]["rl"]["server_name"] = policy_server_name(cfg)
-    if "gpu" not in resources:
-        experiment["train"]["device"] = (
-            "cpu" if experiment["train"]["device"] == "auto" else experiment["train"]["device"]
-        )
-    run = {
-        "experiment": experiment,
-        "simulated": cfg.simulated,
-        "epoch_seconds": cfg.simulated_epoch_seconds,
-        "cpu": resources["cpu"],
-        "gpu": resources.get("gpu", 0.0),
-        "faults": [to_dict(f) for f in cfg.faults],
-        "pack": cfg.simulated_pack if cfg.simulated else 1,
-    }
-    param_space = {"trial": tune.grid_search(trial_list(cfg))}
-    if cfg.scheduler.name == "pbt":
-        param_space.update(pbt_space(cfg))
-
-    server = None
-    if uses_policy(cfg):
-        from distlmk.policy.server import start_policy_server
-
-        server = start_policy_server(
-            policy_server_name(cfg), cfg.policy, str(exp_dir / "policy"), cfg.experiment.sigma
-        )
-        ray.get(server.ping.remote())  # wait until the RLModule and Learner are built
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")  # per-epoch by design
+    os.environ["TUNE_GLOBAL_CHECKPOINT_S"] = str(cfg.experiment_snapshot_s)
+    storage, exp_dir, is_local = experiment_paths(cfg, out_dir)
+    if is_local and not resume:
+        rotate_old_experiment(exp_dir)
+    names = validate_data(cfg)
+    joined = init_ray(address, log_to_driver=True)
+    resources = trial_resources(cfg)
+    server = start_policy(cfg, exp_dir)
     exp_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_json(exp_dir / "search_config.json", to_dict(cfg))
     if names:
         atomic_write_json(exp_dir / "landmark_names.json", names)
-
-    trainable = tune.with_resources(tune.with_parameters(train_trial, run=run), resources)
-    exp_path = f"{storage.rstrip('/')}/{cfg.name}"
+    trainable = tune.with_resources(tune.with_parameters(train_trial, run=run_spec(cfg, resources)), resources)
     t0 = time.time()
-    if resume:
-        if not tune.Tuner.can_restore(exp_path):
-            raise FileNotFoundError(f"{exp_path}: no experiment to resume; run without --resume")
-        tuner = tune.Tuner.restore(
-            exp_path, trainable=trainable, resume_errored=True, resume_unfinished=True
-        )
-    else:
-        # Tune deletes checkpoints beyond num_to_keep at once, but snapshots its experiment state
-        # only every TUNE_GLOBAL_CHECKPOINT_S (>= 10 s by default): a driver killed in between
-        # resumes from a deleted checkpoint. Snapshot every second and keep a few; PBT keeps all.
-        keep = None if cfg.scheduler.name == "pbt" or cfg.keep_checkpoints == 0 else cfg.keep_checkpoints
-        tuner = tune.Tuner(
-            trainable,
-            param_space=param_space,
-            tune_config=tune.TuneConfig(
-                metric=S.TUNE_METRIC,
-                mode=S.TUNE_MODE,
-                scheduler=build_scheduler(cfg),
-                max_concurrent_trials=cfg.max_concurrent or None,
-            ),
-            run_config=tune.RunConfig(
-                name=cfg.name,
-                storage_path=storage,
-                verbose=0 if quiet else 1,
-                callbacks=[RecordsCallback(str(exp_dir))],
-                failure_config=tune.FailureConfig(max_failures=cfg.max_failures),
-                checkpoint_config=tune.CheckpointConfig(num_to_keep=keep),
-            ),
-        )
-    grid = tuner.fit()
-    policy_stats = None
-    if server is not None:
-        policy_stats = ray.get(server.flush_training.remote())
-        ray.get(server.checkpoint_now.remote())
-        ray.get(server.save.remote(str(exp_dir / "policy" / "final")))
-        atomic_write_json(exp_dir / "policy_stats.json", policy_stats)
-        atomic_write_json(exp_dir / "policy_history.json", ray.get(server.update_history.remote()))
-    from distlmk.analysis.summary import write_summary_and_report
-
-    summary = write_summary_and_report(
-        exp_dir, cfg.resources.cpu, resources.get("gpu", 0.0), policy_stats, cfg.name
-    )
-    elapsed = time.time() - t0
+    tuner = build_tuner(cfg, trainable, storage, exp_dir, resume, quiet, extra_callbacks)
+    with _table_output(not quiet):
+        grid = tuner.fit()
+    policy_stats = save_policy(server, exp_dir)
+    outcome = SearchOutcome(exp_dir, len(grid), grid.num_errors, resources, policy_stats, time.time() - t0)
     atomic_write_json(
         exp_dir / "run_info.json",
         {
-            "elapsed_s": elapsed,
+            "elapsed_s": outcome.elapsed_s,
             "started_at": t0,
-            "num_trials": len(grid),
-            "num_errors": grid.num_errors,
+            "num_trials": outcome.num_trials,
+            "num_errors": outcome.num_errors,
             "resources_per_trial": resources,
             "cluster_resources": ray.cluster_resources(),
             "address": address or "local",
+            "ray": joined,
+            "nodes": sorted({n["NodeManagerAddress"] for n in ray.nodes() if n["Alive"]}),
             "pid": os.getpid(),
         },
     )
-    if not quiet:
-        print(f"\n{len(summary)} trials in {elapsed:.0f} s; report: {exp_dir / 'report.md'}")
-        print((exp_dir / "report.md").read_text())
-    return exp_dir
-
+    return outcome

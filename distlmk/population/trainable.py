@@ -6,46 +6,35 @@ reports every epoch with a checkpoint, so nothing computed is lost.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
 import tempfile
+import time
 from pathlib import Path
 
+import ray
 import torch
 from ray import tune
 
 from distlmk import schema as S
-from distlmk.config import ExperimentConfig, from_dict, to_dict
+from distlmk.config import ExperimentConfig, FaultConfig
+from distlmk.population.spec import RunSpec, TrialSpec
+from distlmk.train.base import EpochTrainer
 from distlmk.train.checkpoint import load_checkpoint, save_checkpoint
 
 CHECKPOINT_FILE = "trainer.pt"
+ATTEMPT_FILE = "attempt.json"  # beside trainer.pt: which start of the trial wrote the checkpoint (0 = first)
+RESTORES_FILE = "distlmk_restores.jsonl"  # in the trial's folder: one line per start from a checkpoint
 
 
-def trial_experiment(config: dict, run: dict) -> ExperimentConfig:
-    """The ExperimentConfig of one trial: shared settings + this trial's method/seed/sigma/lr."""
-    exp = from_dict(ExperimentConfig, run["experiment"], "experiment")
-    t = config["trial"]
-    if t.get("sigma"):  # the variant's own sigma settings (per-landmark vector, schedule, rl options)
-        exp.sigma = from_dict(type(exp.sigma), deep_merge(to_dict(exp.sigma), t["sigma"]), f"variant {t['variant']}.sigma")
-    exp.sigma.method = t["method"]
-    exp.train.seed = int(t["seed"])
-    if t.get("sigma_init") is not None:
-        exp.sigma.init = float(t["sigma_init"])
-    if "lr" in config:
-        exp.train.lr = float(config["lr"])
+def trial_experiment(spec: TrialSpec, config: dict, run: RunSpec) -> ExperimentConfig:
+    """The ExperimentConfig of one trial: shared settings, its grid point, and what Tune mutates."""
+    exp = run.experiment_for(spec, config.get("lr"))
     if "sigma_scale" in config:  # PBT on sigma: the trial's sigma vector comes from its config
         exp.sigma.per_landmark = pbt_sigma(config, exp)
-    exp.train.torch_threads = max(1, int(run.get("cpu", 1)))
     return exp
-
-
-def deep_merge(base: dict, over: dict) -> dict:
-    """`base` with `over`'s keys replaced, nested mappings merged key by key."""
-    out = dict(base)
-    for k, v in over.items():
-        out[k] = deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-    return out
 
 
 def pbt_sigma(config: dict, exp: ExperimentConfig) -> list[float]:
@@ -56,67 +45,81 @@ def pbt_sigma(config: dict, exp: ExperimentConfig) -> list[float]:
             for k, b in enumerate(base)]
 
 
-def make_trainer(exp: ExperimentConfig, run: dict, trial_id: str):
-    if run.get("simulated") and int(run.get("pack", 1)) > 1:
+def make_trainer(exp: ExperimentConfig, run: RunSpec, trial_id: str) -> EpochTrainer:
+    sim = run.simulation
+    if sim.enabled and sim.pack > 1:
         from distlmk.train.simulated import PackedSimulatedTrainer
 
-        return PackedSimulatedTrainer(exp, trial_id, int(run["pack"]), float(run.get("epoch_seconds", 0.0)))
-    if run.get("simulated"):
+        return PackedSimulatedTrainer(exp, trial_id, sim.pack, sim.epoch_seconds)
+    if sim.enabled:
         from distlmk.train.simulated import SimulatedTrainer
 
-        return SimulatedTrainer(
-            exp, trial_id=trial_id, epoch_seconds=float(run.get("epoch_seconds", 0.0))
-        )
+        return SimulatedTrainer(exp, trial_id=trial_id, epoch_seconds=sim.epoch_seconds)
     from distlmk.train.trainer import Trainer
 
     return Trainer(exp, trial_id=trial_id)
 
 
-def train_trial(config: dict, run: dict) -> None:
-    """`config` is what Tune searches/mutates (trial, lr); `run` is shared by every trial
-    (experiment settings, resources, simulation), passed with tune.with_parameters."""
+def train_trial(config: dict, run: RunSpec) -> None:
+    """`config` is what Tune searches/mutates (trial, lr, pbt lineage); `run` is shared by every
+    trial (experiment settings, resources, simulation, faults), passed with tune.with_parameters."""
     for name in ("ray.tune", "ray.train"):  # no "checkpoint created" line per epoch
         logging.getLogger(name).setLevel(logging.WARNING)
-    exp = trial_experiment(config, run)
-    gpu = float(run.get("gpu", 0.0))
-    if gpu > 0 and torch.cuda.is_available():
+    spec = TrialSpec.from_config(config["trial"])
+    exp = trial_experiment(spec, config, run)
+    if run.gpu > 0 and torch.cuda.is_available():
         # fractional GPUs share memory: cap this trial's share so packed trials do not OOM each other
-        torch.cuda.set_per_process_memory_fraction(min(1.0, gpu))
+        torch.cuda.set_per_process_memory_fraction(min(1.0, run.gpu))
     trial_id = tune.get_context().get_trial_id()
     trainer = make_trainer(exp, run, trial_id)
+    attempt = 0
     ckpt = tune.get_checkpoint()
     if ckpt is not None:
         with ckpt.as_directory() as d:
             trainer.load_state_dict(load_checkpoint(Path(d) / CHECKPOINT_FILE))
+            attempt = _read_attempt(Path(d)) + 1
         if "lr" in config:
             trainer.set_lr(float(config["lr"]))
         if "sigma_scale" in config:  # a PBT exploit: the donor's weights with this trial's (mutated) sigma
             trainer.controller.load_state_dict({"sigma": pbt_sigma(config, exp)})
-    t = config["trial"]
-    tags = {
-        "method": t["method"],
-        "variant": t["variant"],
-        "seed": int(t["seed"]),
-        "device": str(trainer.device),
-        S.COST_EPOCH_BUDGET: exp.train.epochs,
-    }
-    faults = [f for f in run.get("faults") or [] if not f["trials"] or t.get("index") in f["trials"]]
+        _mark_restore(trial_id, attempt, trainer.epoch)
+    tags = {S.METHOD: spec.method, S.VARIANT: spec.variant, S.SEED: int(spec.seed), S.DEVICE: str(trainer.device),
+            S.COST_EPOCH_BUDGET: exp.train.epochs}
+    if "pbt" in config:  # exploited by PBT: its own identity, the donor's weights
+        tags.update({f"pbt/{k}": v for k, v in config["pbt"].items()})
+    faults = [f for f in run.faults_for(spec) if not f.attempts or attempt in f.attempts]
     while not trainer.done:
-        trainer.poison_loss = any(f["kind"] == "nan" and f["epoch"] == trainer.epoch + 1 for f in faults)
+        trainer.poison_loss = any(f.kind == "nan" and f.epoch == trainer.epoch + 1 for f in faults)
         rec = trainer.run_epoch()
         metrics = {**tags, **rec}
         if trainer.done and exp.train.evaluate_test:
             metrics.update(trainer.test_record())
         with tempfile.TemporaryDirectory() as d:
             save_checkpoint(trainer.state_dict(), Path(d) / CHECKPOINT_FILE)
+            (Path(d) / ATTEMPT_FILE).write_text(json.dumps({"attempt": attempt}))
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(d))
-        if ckpt is None:  # injected crashes hit the first attempt only; a retry resumes and finishes
-            _crash_if_asked(faults, rec["epoch"])
+        _crash_if_asked(faults, rec[S.EPOCH])
 
 
-def _crash_if_asked(faults: list[dict], epoch: int) -> None:
+def _read_attempt(ckpt_dir: Path) -> int:
+    f = ckpt_dir / ATTEMPT_FILE
+    return int(json.loads(f.read_text())["attempt"]) if f.is_file() else 0
+
+
+def _mark_restore(trial_id: str, attempt: int, epoch: int) -> None:
+    """A marker, independent of the records, that this trial restarted from a checkpoint."""
+    try:
+        trial_dir = Path(tune.get_context().get_trial_dir())
+        with (trial_dir / RESTORES_FILE).open("a") as fh:
+            fh.write(json.dumps({"trial_id": trial_id, "attempt": attempt, "epoch": epoch, "pid": os.getpid(),
+                                 "node_id": ray.get_runtime_context().get_node_id(), "time": time.time()}) + "\n")
+    except OSError:  # a marker only; never fail the trial for it
+        pass
+
+
+def _crash_if_asked(faults: list[FaultConfig], epoch: int) -> None:
     for f in faults:
-        if f["epoch"] == epoch and f["kind"] == "raise":
+        if f.epoch == epoch and f.kind == "raise":
             raise RuntimeError(f"injected failure after epoch {epoch}")
-        if f["epoch"] == epoch and f["kind"] == "kill":
+        if f.epoch == epoch and f.kind == "kill":
             os.kill(os.getpid(), signal.SIGKILL)

@@ -73,7 +73,7 @@ class Trainer:
         self.optimizer = torch.optim.AdamW(groups)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer,
-            lambda e: 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(e, t.epochs) / t.epochs)),
+            lambda e: t.lr_floor + (1 - t.lr_floor) * 0.5 * (1 + math.cos(math.pi * min(e, t.epochs) / t.epochs)),
         )
         self.amp = bool(t.amp and self.device.type == "cuda")
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
