@@ -118,6 +118,7 @@ def build_comparison(result: dict, reps: int = 2000) -> dict:
         "learning_curve": result["learning_curve"],
         "learning_curve_cold": result.get("learning_curve_cold"),
         "elapsed_s": result["elapsed_s"],
+        "stages_elapsed_s": result.get("stages_elapsed_s"),
         "delta": "method - baseline in test MRE (mm); negative: the first method is better. 95 % CI: "
                  f"bootstrap ({reps} resamples) over held-out seeds and, within each, test images",
     }
@@ -142,7 +143,8 @@ def _ci(d: dict) -> str:
 def render_markdown(c: dict) -> str:
     lines = [f"# Comparison: {c['name']}", "",
              f"Held-out seeds {c['heldout_seeds']} (training seeds {c['train_seeds']}), test split `{c['test_split']}`"
-             f" read once at the end; every choice on validation. Wall time {c['elapsed_s'] / 60:.1f} min.", "",
+             f" read once at the end; every choice on validation. Wall time {c['elapsed_s'] / 60:.1f} min "
+             f"(this invocation); the stages' own times add up to {(c.get('stages_elapsed_s') or 0) / 60:.1f} min.", "",
              f"Best fixed sigma on validation: **{c['best_fixed_by_val']}**; per-landmark sigma on validation: "
              f"{[round(x, 2) for x in c['per_landmark_sigma']]}; schedule on validation: {c['schedule_by_val']}.", "",
              "## Held-out test MRE", "",

@@ -198,7 +198,8 @@ class Comparison:
         self.heldout(choice, policies)
         return {"root": self.root, "config": to_dict(self.cfg), "choice": choice, "learning_curve": curve,
                 "learning_curve_cold": cold_curve, "summaries": {n: s.summary for n, s in self.stages.items()},
-                "elapsed_s": time.time() - self.started}
+                "elapsed_s": time.time() - self.started, "stages_elapsed_s": sum(
+                    json.loads((st.exp_dir / "run_info.json").read_text())["elapsed_s"] for st in self.stages.values())}
 
 
 def _trial_epochs(summary: pd.DataFrame) -> int:
