@@ -153,7 +153,7 @@ EXIT_SOME_IMAGES_FAILED = 3  # predict: the others were predicted; see OUT/faile
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
-    from distlmk.infer.predict import format_result, predict_images
+    from distlmk.predict import format_result, predict_images
 
     res = predict_images(
         args.model, args.images, args.out, args.device, args.overlays, args.spacing_mm, args.truth,
@@ -164,7 +164,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from distlmk.infer.export import export_best
+    from distlmk.export import export_best
 
     info = export_best(args.experiment_dir, args.out, by=args.by)
     test = "no test metrics" if info["test_mre_mm"] is None else f"{info['test_split']} MRE {info['test_mre_mm']:.3f} mm"

@@ -1,1 +1,1 @@
-"""Using a trained model: load it from what training or export saved, predict, export."""
+"""A trained model: its description, loading it from what training or export saved, one inference path."""
