@@ -90,7 +90,8 @@ def test_small_real_network_compare_end_to_end(ray_session, cache_dir, tmp_path)
     root = tmp_path / "out" / "smoke"
     c = json.loads((root / "comparison.json").read_text())
     assert c["heldout_seeds"] == [5, 6]
-    for v in ("best_fixed_by_val", "per_landmark_static", "schedule", "learned", "rl", "rl_stop", "rl_cold", "pbt"):
+    assert c["methods"][c["best_fixed_by_val"]]["role"] == "best_fixed_by_val"  # listed under its own name
+    for v in (c["best_fixed_by_val"], "per_landmark_static", "schedule", "learned", "rl", "rl_stop", "rl_cold", "pbt"):
         m = c["methods"][v]
         assert len(m["test_mre_mm"]) == 2 and m["mean"] == pytest.approx(np.mean(m["test_mre_mm"]))
         assert m["trial_epochs"] >= m["heldout_trial_epochs"] > 0

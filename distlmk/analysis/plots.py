@@ -202,7 +202,7 @@ def comparison_learning_curve(c: dict, path: Path) -> Path:
         for p in curve:
             ax.scatter([p["generation"]] * len(p["rl_val_mre_mm_per_trial"]), p["rl_val_mre_mm_per_trial"],
                        color=color, alpha=0.35, s=12)
-    for v, style in (("best_fixed_by_val", "--"), ("per_landmark_static", ":")):
+    for v, style in ((c["best_fixed_by_val"], "--"), ("per_landmark_static", ":")):
         if v in c["methods"]:
             ax.axhline(c["methods"][v]["val_mre_mm"], ls=style, color="gray", label=f"{v} (held-out val)")
     ax.set_xlabel("generation (wave of rl trials on the training seeds)")
