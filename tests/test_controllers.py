@@ -53,12 +53,7 @@ def test_learned_sigma_is_trained_by_the_loss_and_held_by_the_regulariser():
         loss.backward()
         opt.step()
     assert np.all(c.sigma_values() > 3.0)
-    reg = make_controller(SigmaConfig(method="learned", init=3.0, learned_reg=10.0), 2)
-    opt = torch.optim.SGD(reg.parameters(), lr=0.01)
-    for _ in range(5):
-        opt.zero_grad()
-        reg.penalty().backward()
-        opt.step()
+    reg = regulariser_only("learned")
     assert np.all(reg.sigma_values() < 3.0)
 
 
@@ -93,12 +88,7 @@ def test_learned_anisotropic_trains_its_covariance_and_round_trips():
     c2 = make_controller(cfg, 2)
     c2.load_state_dict(c.state_dict())
     np.testing.assert_allclose(c2.cov_values(), cov, rtol=1e-6)
-    reg = make_controller(SigmaConfig(method="learned_anisotropic", init=3.0, learned_reg=10.0), 2)
-    opt = torch.optim.SGD(reg.parameters(), lr=0.01)
-    for _ in range(5):
-        opt.zero_grad()
-        reg.penalty().backward()
-        opt.step()
+    reg = regulariser_only("learned_anisotropic")
     assert np.all(reg.cov_values()[:, :2] < 3.0)
 
 
@@ -108,3 +98,14 @@ def test_learned_anisotropic_reports_the_long_axis_first():
         c.log_sigma_xy.copy_(torch.log(torch.tensor([[1.0, 3.0], [3.0, 1.0]])))
         c.angle.copy_(torch.tensor([0.2, -0.3]))
     np.testing.assert_allclose(c.cov_values(), [[3.0, 1.0, np.pi / 2 + 0.2], [3.0, 1.0, np.pi - 0.3]], rtol=1e-6)
+
+
+def regulariser_only(method: str):
+    """A learned controller after 5 SGD steps on its regulariser alone (which must shrink sigma)."""
+    reg = make_controller(SigmaConfig(method=method, init=3.0, learned_reg=10.0), 2)
+    opt = torch.optim.SGD(reg.parameters(), lr=0.01)
+    for _ in range(5):
+        opt.zero_grad()
+        reg.penalty().backward()
+        opt.step()
+    return reg
