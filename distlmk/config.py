@@ -177,6 +177,10 @@ class SchedulerConfig:
     grace_period: int = 3  # asha: epochs before a trial may be cut
     reduction_factor: int = 2  # asha: keep 1/reduction_factor per rung
     perturbation_interval: int = 4  # pbt: epochs between exploit/explore steps
+    pbt_synch: bool = True
+    """pbt: synchronous PBT (Jaderberg et al. 2017, A.1): rank the population only when every live
+    trial reached the same epoch. Asynchronous PBT ranks a trial against the others' older scores,
+    so trials that take turns on the cluster, or report in lockstep, are rarely exploited."""
     pbt_mutate: Literal["lr", "sigma"] = "lr"  # pbt mutates train.lr, or sigma (a global scale and per-landmark factors)
     lr_range: tuple[float, float] = (5e-4, 5e-3)  # pbt mutates train.lr in this range
     sigma_scale_range: tuple[float, float] = (0.5, 2.0)  # pbt sigma: global factor on sigma.init

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 from fault_checks import assert_pbt_identity
 
+from distlmk import schema as S
 from distlmk.cli import search
 from distlmk.config import SearchConfig, from_dict
 from distlmk.population.search import trial_list
@@ -84,7 +85,8 @@ def test_pbt_rejects_mixed_methods(tmp_path):
 
 
 def test_pbt_exploits_truncate_episodes_without_crash(ray_session, tmp_path):
-    # 4 seeds whose cost models keep their order (seed 0 worst, 4 best): exploits happen every run
+    # 4 seeds whose cost models keep their order (seed 0 worst, 4 best); synchronous PBT ranks all
+    # four at epochs 2, 4, 6, 8 and the worst (quantile 1/4: one trial) exploits the best each time
     cfg = sim_search(tmp_path, "pbt", methods=["rl"], seeds=[0, 1, 2, 4], rl_trials_per_seed=1,
                      simulation={"enabled": True, "epoch_seconds": 0.2},
                      scheduler={"name": "pbt", "perturbation_interval": 2})
@@ -95,8 +97,13 @@ def test_pbt_exploits_truncate_episodes_without_crash(ray_session, tmp_path):
     summary = pd.read_parquet(exp / "summary.parquet")
     assert not rec.duplicated(["trial_id", "iteration"]).any()
     assert len(summary) == 4 and set(summary["status"]) == {"completed"}
-    pbt_log = list(exp.glob("pbt_policy_*.txt"))
-    assert pbt_log, "PBT never exploited"
+    # Tune's own log of exploits (pbt_global.txt, a line each) against the trials' reports: an exploit
+    # at epoch t restarts its target from the donor's epoch-t checkpoint, so the target's next report,
+    # t + 1, is the first to count it. No exploit at the last epoch (there is nothing left to train).
+    exploits = (exp / "pbt_global.txt").read_text().splitlines()
+    assert len(exploits) == 4, "one exploit per perturbation (epochs 2, 4, 6, 8)"
+    first_after = rec.groupby([S.TRIAL_ID, "pbt/exploits"])[S.ITERATION].min()
+    assert sorted(first_after) == [3, 5, 7, 9], first_after
     stats = json.loads((exp / "policy_stats.json").read_text())
     # 4 trials x 7 rows would be 28 episodes without exploits; each exploit truncates a trial's open ones
     assert stats["episodes"] > 4 * 7 and stats["open_episodes"] == 0

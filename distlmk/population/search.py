@@ -92,7 +92,21 @@ class IdentityKeepingPBT(tune.schedulers.PopulationBasedTraining):
     (method, seed, variant, index: the grid point it was launched as) and its trial id, and
     `pbt` records the lineage: the last donor's trial id and grid index, and how many exploits
     it went through. The records carry these as `pbt/donor`, `pbt/donor_index`, `pbt/exploits`.
+
+    Nothing is exploited or offered as a donor at the last epoch (`max_t`): an exploit there
+    would replace a finished trial by its donor's final checkpoint, with no epoch left to
+    train (and no record to carry the lineage), and a donor's final checkpoint would give an
+    exploited trial nothing to train either.
     """
+
+    def __init__(self, *args, max_t: int, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.max_t = max_t
+
+    def on_trial_result(self, tune_controller, trial, result: dict) -> str:
+        if result.get(self._time_attr, 0) >= self.max_t:
+            return tune.schedulers.TrialScheduler.CONTINUE
+        return super().on_trial_result(tune_controller, trial, result)
 
     def _get_new_config(self, trial, trial_to_clone):
         new_config, operations = super()._get_new_config(trial, trial_to_clone)
@@ -117,7 +131,9 @@ def build_scheduler(cfg: SearchConfig):
     if s.name == "pbt":
         return IdentityKeepingPBT(
             time_attr="training_iteration",
+            max_t=cfg.experiment.train.epochs,
             perturbation_interval=s.perturbation_interval,
+            synch=s.pbt_synch,
             hyperparam_mutations=pbt_space(cfg),
         )
     return None
