@@ -67,7 +67,7 @@ def test_small_real_network_compare_end_to_end(ray_session, cache_dir, tmp_path)
     cfg = {
         "name": "smoke", "grid_sigmas": [1.5, 3.0], "schedules": [{"start": 3.0, "end": 1.5, "shape": "linear"}],
         "train_seeds": [0], "heldout_seeds": [5, 6], "generations": 2, "rl_replicas": 1,
-        "cold_start_ablation": True, "pbt_population": 2, "pbt_perturbation_interval": 1,
+        "cold_start_ablation": True, "pbt_population": 2, "pbt_perturbation_interval": 2,
         "baselines": ["learned", "pbt"], "bootstrap_reps": 200,
         "base": {
             "resources": {"cpu": 1}, "keep_checkpoints": 2,
@@ -96,6 +96,8 @@ def test_small_real_network_compare_end_to_end(ray_session, cache_dir, tmp_path)
         assert len(m["test_mre_mm"]) == 2 and m["mean"] == pytest.approx(np.mean(m["test_mre_mm"]))
         assert m["trial_epochs"] >= m["heldout_trial_epochs"] > 0
     assert c["methods"]["pbt"]["heldout_trial_epochs"] == 2 * 2 * 3  # 2 members x 2 seeds x 3 epochs
+    for seed in (5, 6):  # PBT really exploited: once per population, at epoch 2 (Tune's own log)
+        assert len((root / f"pbt_s{seed}" / "pbt_global.txt").read_text().splitlines()) == 1
     assert c["best_fixed_by_val"] in ("fixed σ=1.5", "fixed σ=3")
     assert c["headroom"]["strategy"] in ("per_landmark_static", "schedule")
     assert set(c["rl_vs"]) == {"best_fixed_by_val", "per_landmark_static", "schedule", "learned", "pbt"}
