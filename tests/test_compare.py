@@ -98,6 +98,7 @@ def test_small_real_network_compare_end_to_end(ray_session, cache_dir, tmp_path)
     assert c["methods"]["pbt"]["heldout_trial_epochs"] == 2 * 2 * 3  # 2 members x 2 seeds x 3 epochs
     for seed in (5, 6):  # PBT really exploited: once per population, at epoch 2 (Tune's own log)
         assert len((root / f"pbt_s{seed}" / "pbt_global.txt").read_text().splitlines()) == 1
+        assert_pbt_sigma_follows_config(root / f"pbt_s{seed}", base=c["best_fixed_sigma"], lo=1.0, hi=6.0)
     assert c["best_fixed_by_val"] in ("fixed σ=1.5", "fixed σ=3")
     assert c["headroom"]["strategy"] in ("per_landmark_static", "schedule")
     assert set(c["rl_vs"]) == {"best_fixed_by_val", "per_landmark_static", "schedule", "learned", "pbt"}
@@ -118,3 +119,21 @@ def test_small_real_network_compare_end_to_end(ray_session, cache_dir, tmp_path)
     for f in ("comparison.md", "learning_curve.png", "heldout_deltas.png", "cost.png", "rl_sigma.png",
               "ced_test.png", "overlays_test.png", "per_landmark_test.csv"):
         assert (root / f).is_file(), f
+
+
+def assert_pbt_sigma_follows_config(exp, base: float, lo: float, hi: float) -> None:
+    """Every epoch of a PBT member trained with the sigma its config of that epoch names (Tune's
+    result.json): base x scale x landmark factor, clipped, before and after an exploit."""
+    from fault_checks import trial_dirs
+
+    rec = pd.read_parquet(exp / "records.parquet").set_index([S.TRIAL_ID, S.ITERATION])
+    checked = 0
+    for tid, d in trial_dirs(exp).items():
+        for line in (d / "result.json").read_text().splitlines():
+            r = json.loads(line)
+            cfg, used = r["config"], rec.loc[(tid, r["training_iteration"]), S.SIGMA_USED]
+            factors = np.array([cfg[f"sigma_factor_{k}"] for k in range(len(used))])
+            np.testing.assert_allclose(used, np.clip(base * cfg["sigma_scale"] * factors, lo, hi), rtol=1e-5)
+            checked += bool(cfg.get("pbt"))
+    assert checked > 0, "no exploited epoch was compared"
+

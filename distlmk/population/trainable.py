@@ -80,8 +80,8 @@ def train_trial(config: dict, run: RunSpec) -> None:
             attempt = _read_attempt(Path(d)) + 1
         if "lr" in config:
             trainer.set_lr(float(config["lr"]))
-        if "sigma_scale" in config:  # a PBT exploit: the donor's weights with this trial's (mutated) sigma
-            trainer.controller.load_state_dict({"sigma": pbt_sigma(config, exp)})
+        if "sigma_scale" in config:  # a PBT exploit: the donor's weights with this trial's (mutated) sigma,
+            trainer.controller.load_state_dict({"sigma": list(exp.sigma.per_landmark)})  # scaled once, above
         _mark_restore(trial_id, attempt, trainer.epoch)
     tags = {S.METHOD: spec.method, S.VARIANT: spec.variant, S.SEED: int(spec.seed), S.DEVICE: str(trainer.device),
             S.COST_EPOCH_BUDGET: exp.train.epochs}
