@@ -19,10 +19,9 @@ import numpy as np
 import pandas as pd
 
 from distlmk import schema as S
+from distlmk.analysis.summary import FINISHED
 from distlmk.atomic import atomic_write_json
 from distlmk.infer.model import ModelLoadError, latest_checkpoint, load_model_state, save_model
-
-FINISHED = ("completed", "stopped")
 
 
 def trial_dirs(exp_dir: Path) -> dict[str, Path]:

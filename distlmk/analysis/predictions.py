@@ -16,8 +16,7 @@ import pandas as pd
 
 from distlmk import schema as S
 from distlmk.analysis import pictures
-
-FINISHED = ("completed", "stopped")
+from distlmk.analysis.summary import FINISHED
 
 
 def _array(v) -> np.ndarray | None:

@@ -12,6 +12,7 @@ from distlmk.atomic import atomic_write, atomic_write_text
 
 RECORDS_FILE = "records.parquet"  # written by population.records (same names; no Ray import here)
 STATUS_FILE = "trial_status.parquet"
+FINISHED = ("completed", "stopped")  # trial statuses that count as finished (see summarize_trials)
 
 
 
@@ -106,7 +107,7 @@ def method_table(summary: pd.DataFrame) -> str:
         head += [f"{split} MRE (mm)"] + [f"{split} SDR {t:g} mm (%)" for t in S.SDR_THRESHOLDS_MM]
     head += ["epochs used", "trial-epochs", "compute (cpu·s)", "total reward"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    ok = summary[summary["status"].isin(["completed", "stopped"])] if "status" in summary else summary
+    ok = summary[summary["status"].isin(FINISHED)] if "status" in summary else summary
     for (method, variant), g in summary.dropna(subset=[S.METHOD]).groupby([S.METHOD, S.VARIANT], sort=True):
         d = ok[(ok[S.METHOD] == method) & (ok[S.VARIANT] == variant)]
         cells = [method, variant, str(len(g)), str(len(d)), _pm(d[S.VAL_MRE])]
