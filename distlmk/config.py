@@ -481,8 +481,8 @@ def explain(cls: type = None, prefix: str = "") -> list[tuple[str, str, str, str
             rows.append((key, "block", "", docs.get(f.name, "")))
             rows += explain(tp, key + ".")
             continue
-        if dataclasses.is_dataclass(value) or (isinstance(value, list) and value and dataclasses.is_dataclass(value[0])):
-            value = to_dict(value) if dataclasses.is_dataclass(value) else [to_dict(v) for v in value]
+        if isinstance(value, list) and value and dataclasses.is_dataclass(value[0]):  # a list of blocks (a block field went above)
+            value = [to_dict(v) for v in value]
         rows.append((key, _type_label(tp), json_default(value), docs.get(f.name, "")))
         inner = typing.get_args(tp)
         if typing.get_origin(tp) is list and inner and dataclasses.is_dataclass(inner[0]):
