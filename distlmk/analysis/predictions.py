@@ -134,14 +134,11 @@ def prediction_section(records: pd.DataFrame, summary: pd.DataFrame, search_cfg:
     return figs, lines
 
 
-COV_COLUMNS = (S.SIGMA_COV,)
-
-
 def covariance_figure(records: pd.DataFrame, path: Path, names: list[str] | None = None,
                       max_trials: int = 4) -> Path | None:
     """Ellipses and sx/sy/angle curves of the learned_anisotropic trials (records' sigma/cov)."""
-    col = next((c for c in COV_COLUMNS if c in records), None)
-    if col is None:
+    col = S.SIGMA_COV
+    if col not in records:
         return None
     covs = {}
     for tid, g in records[records[col].notna()].sort_values("epoch").groupby("trial_id"):
