@@ -15,6 +15,8 @@ from typing import Any, Literal
 
 import yaml
 
+Method = Literal["fixed", "schedule", "learned", "learned_anisotropic", "adaloss", "rl"]  # the sigma controllers
+
 
 class ConfigError(ValueError):
     """A configuration file is invalid; the message names the file, the key and the fix."""
@@ -85,7 +87,7 @@ class RLControlConfig:
 class SigmaConfig:
     """The heatmap sigma and the controller that sets it."""
 
-    method: Literal["fixed", "schedule", "learned", "learned_anisotropic", "adaloss", "rl"] = "fixed"  # sigma controller
+    method: Method = "fixed"  # sigma controller
     init: float = 3.0  # heatmap pixels (input pixels / model.out_stride)
     # per-landmark starting sigmas [L] (heatmap pixels); empty: `init` for every landmark. With
     # method fixed this is the per_landmark_static baseline (each landmark's sigma chosen on validation)
@@ -217,16 +219,13 @@ class SimulationConfig:
     pack: int = 1  # simulated trials per Tune trial process (1,024 clients on one machine)
 
 
-METHODS = ("fixed", "schedule", "learned", "learned_anisotropic", "adaloss", "rl")
-
-
 @dataclass
 class VariantConfig:
     """A named method setting run for every seed, beside the `methods` grid (e.g. the
     per_landmark_static baseline: method fixed with sigma.per_landmark set)."""
 
     name: str = "variant"  # its label in records and reports
-    method: Literal["fixed", "schedule", "learned", "learned_anisotropic", "adaloss", "rl"] = "fixed"  # its sigma controller
+    method: Method = "fixed"  # its sigma controller
     sigma: dict[str, Any] = field(default_factory=dict)  # overrides of experiment.sigma for this variant
     replicas: int = 1  # trials per seed (rl: several clients of the one policy)
 
@@ -237,7 +236,7 @@ class SearchConfig:
 
     name: str = "population"  # experiment folder name under --out
     experiment: ExperimentConfig = field(default_factory=ExperimentConfig)  # shared by every trial
-    methods: list[Literal["fixed", "schedule", "learned", "learned_anisotropic", "adaloss", "rl"]] = field(
+    methods: list[Method] = field(
         default_factory=lambda: ["fixed", "learned", "adaloss", "rl"]
     )  # sigma methods compared (same seeds and budget each)
     variants: list[VariantConfig] = field(default_factory=list)  # named settings run beside `methods`
@@ -482,8 +481,8 @@ def explain(cls: type = None, prefix: str = "") -> list[tuple[str, str, str, str
             rows.append((key, "block", "", docs.get(f.name, "")))
             rows += explain(tp, key + ".")
             continue
-        if dataclasses.is_dataclass(value) or (isinstance(value, list) and value and dataclasses.is_dataclass(value[0])):
-            value = to_dict(value) if dataclasses.is_dataclass(value) else [to_dict(v) for v in value]
+        if isinstance(value, list) and value and dataclasses.is_dataclass(value[0]):  # a list of blocks (a block field went above)
+            value = [to_dict(v) for v in value]
         rows.append((key, _type_label(tp), json_default(value), docs.get(f.name, "")))
         inner = typing.get_args(tp)
         if typing.get_origin(tp) is list and inner and dataclasses.is_dataclass(inner[0]):

@@ -16,13 +16,11 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from distlmk import schema as S
+from distlmk.analysis.summary import FINISHED
 from distlmk.atomic import atomic_write_json
 from distlmk.infer.model import ModelLoadError, latest_checkpoint, load_model_state, save_model
-
-FINISHED = ("completed", "stopped")
 
 
 def trial_dirs(exp_dir: Path) -> dict[str, Path]:
@@ -60,12 +58,8 @@ def _jsonable(v):
     return v
 
 
-def _final_rows(records: pd.DataFrame) -> dict[str, dict]:
-    last = records.sort_values("iteration").groupby("trial_id").tail(1)
-    return {r["trial_id"]: r for r in last.to_dict("records")}
-
-
 def export_best(exp_dir: str | Path, out_dir: str | Path, by: str = "val") -> dict:
+    from distlmk.analysis.predictions import final_rows
     from distlmk.analysis.summary import load_errors, load_records, summarize_trials
 
     if by != "val":
@@ -77,7 +71,7 @@ def export_best(exp_dir: str | Path, out_dir: str | Path, by: str = "val") -> di
         raise FileNotFoundError(f"{exp_dir}: a simulated (cost-model) experiment has no network to export")
     records = load_records(exp_dir)
     summary = summarize_trials(records, load_errors(exp_dir))
-    finals = _final_rows(records)
+    finals = {r["trial_id"]: r for r in final_rows(records, summary).to_dict("records")}  # finished trials' last rows
     cands = summary[summary["status"].isin(FINISHED) & summary[S.VAL_MRE].notna()]
     if cands.empty:
         raise FileNotFoundError(f"{exp_dir}: no finished trial with a validation MRE to export")

@@ -55,6 +55,10 @@ COST_EPOCH_BUDGET = "cost/epoch_budget"  # the trial's epoch budget (a trial at 
 TUNE_COLUMNS = ("time_this_iter_s", "time_total_s", "timestamp")
 RECORD_PREFIXES = ("train/", "val/", "sigma/", "rl/", "policy/", "cost/", "test/", "pbt/")
 
+# an experiment folder's record files: written by population.records, read by analysis.summary
+RECORDS_FILE = "records.parquet"
+STATUS_FILE = "trial_status.parquet"  # trials that ended: terminated or error (with reason)
+
 TUNE_METRIC = VAL_MRE  # what schedulers (ASHA, PBT) and Tune's best-trial logic optimise
 TUNE_MODE = "min"
 

@@ -1,4 +1,5 @@
-"""The intended layering (pyproject.toml [tool.importlinter]) holds, and would catch a break."""
+"""The layering contracts (pyproject.toml [tool.importlinter]; scripts/run_tests.sh runs lint-imports before
+the tests) would catch a break, and analysis imports neither Ray nor torch."""
 
 import shutil
 import subprocess
@@ -12,11 +13,6 @@ LINT = str(Path(sys.executable).with_name("lint-imports"))
 def lint(root: Path) -> subprocess.CompletedProcess:
     return subprocess.run([LINT, "--no-cache"], cwd=root, env={"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin"},
                           capture_output=True, text=True, timeout=120)
-
-
-def test_contracts_hold():
-    out = lint(ROOT)
-    assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-2000:]
 
 
 def test_a_forbidden_import_added_by_hand_breaks_the_contracts(tmp_path):

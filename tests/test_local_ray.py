@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from fault_checks import assert_records_match_checkpoints, error_texts
+from fault_checks import assert_records_match_checkpoints, error_texts, restores
 
 from distlmk.config import SearchConfig, from_dict, to_dict
 from distlmk.population.localray import descendants, listeners, orphaned_agents, reap_orphaned_agents
@@ -174,7 +174,7 @@ def test_address_joins_a_cluster_and_trials_survive_a_lost_node(tmp_path):
     info = json.loads((exp / "run_info.json").read_text())
     assert info["ray"] == address
     assert error_texts(exp), "no trial failed when its node was killed"
-    restores = [json.loads(ln) for f in exp.glob("*/distlmk_restores.jsonl") for ln in f.read_text().splitlines()]
-    assert restores, "no trial was restored after the node loss"
-    assert all(r["node_id"] != worker_id for r in restores)  # they resumed elsewhere
+    markers = [r for rs in restores(exp).values() for r in rs]
+    assert markers, "no trial was restored after the node loss"
+    assert all(r["node_id"] != worker_id for r in markers)  # they resumed elsewhere
     assert_records_match_checkpoints(exp, expect_epochs=8)

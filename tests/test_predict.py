@@ -2,6 +2,7 @@
 
 import csv
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -58,7 +59,7 @@ def test_predict_equals_evaluation(trained, tmp_path, capsys):
     images, pts, rows = read_predictions(out / "predictions.csv")
     assert list(rows[0]) == ["image", "landmark", "name", "x", "y", "x_mm", "y_mm", "confidence"]
     assert rows[0]["name"] == "sella" and float(rows[0]["x_mm"]) == pytest.approx(float(rows[0]["x"]) * 0.75 * 256 / 112, abs=1e-3)
-    assert sorted(p.name for p in (out / "overlays").iterdir()) == [i.replace(".png", ".png") for i in images]
+    assert sorted(p.name for p in (out / "overlays").iterdir()) == [f"{Path(i).stem}.png" for i in images]
     assert "MRE" in capsys.readouterr().out
     # the same points as the trainer's own evaluation path
     from distlmk.train.trainer import Trainer

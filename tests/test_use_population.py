@@ -31,11 +31,11 @@ def population(ray_session, tmp_path_factory, cache_dir):
         "resources": {"cpu": 1},
     }, "test")
     assert {t.variant for t in trial_list(cfg)} == {"fixed σ=2", "learned_anisotropic"}
-    return search(cfg, out_dir=str(tmp), quiet=True).exp_dir, tmp  # the population and its report
+    return search(cfg, out_dir=str(tmp), quiet=True).exp_dir  # the population's experiment folder
 
 
 def test_learned_anisotropic_covariances_are_recorded(population):
-    exp, _ = population
+    exp = population
     rec = pd.read_parquet(exp / "records.parquet")
     aniso = rec[rec["method"] == "learned_anisotropic"].sort_values("epoch")
     assert len(aniso) == 2
@@ -46,7 +46,7 @@ def test_learned_anisotropic_covariances_are_recorded(population):
 
 
 def test_export_picks_the_best_on_validation_and_predict_loads_it(population, tmp_path, capsys):
-    exp, _ = population
+    exp = population
     out = tmp_path / "model"
     assert main(["export", str(exp), "--by", "val", "--out", str(out)]) == 0
     info = json.loads((out / "export.json").read_text())
@@ -77,7 +77,7 @@ def test_export_picks_the_best_on_validation_and_predict_loads_it(population, tm
 
 
 def test_analyze_writes_prediction_pictures(population):
-    exp, _ = population
+    exp = population
     assert main(["analyze", str(exp)]) == 0
     report = (exp / "analysis" / "report.md").read_text()
     for name in ("ced_test.png", "overlays_test.png", "sigma_covariances.png", "per_landmark_test.csv"):

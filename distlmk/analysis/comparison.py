@@ -55,10 +55,6 @@ def paired_delta(a: dict[int, np.ndarray], b: dict[int, np.ndarray], reps: int =
             "seeds": seeds, "images": int(n_img)}
 
 
-def test_mre_by_seed(summary: pd.DataFrame, variant: str, split: str) -> dict[int, float]:
-    return {s: float(e.mean()) for s, e in per_image_errors(summary, variant, split).items()}
-
-
 # --- the report ------------------------------------------------------------------------
 RL_BASELINES = ("best_fixed_by_val", "per_landmark_static", "schedule", "learned", "learned_anisotropic", "adaloss",
                 "pbt")
@@ -192,27 +188,27 @@ def write_comparison(result: dict) -> Path:
     plots.comparison_learning_curve(c, root / "learning_curve.png")
     plots.comparison_deltas(c, root / "heldout_deltas.png")
     plots.comparison_cost(c, root / "cost.png")
-    held = heldout_summary(result["summaries"])
-    records = [pd.read_parquet(Path(root / name / "records.parquet")) for name in result["summaries"]
-               if name == "heldout"]
-    plots.comparison_rl_sigma(records[0] if records else held.iloc[:0], c["per_landmark_sigma"], root / "rl_sigma.png")
-    text = render_markdown(c) + "\n".join(heldout_pictures(root, result["summaries"].get("heldout"))) + "\n"
+    records = pd.read_parquet(root / "heldout" / "records.parquet") if "heldout" in result["summaries"] else None
+    plots.comparison_rl_sigma(pd.DataFrame() if records is None else records, c["per_landmark_sigma"],
+                              root / "rl_sigma.png")
+    text = render_markdown(c) + "\n".join(heldout_pictures(root, result["summaries"].get("heldout"), records)) + "\n"
     atomic_write_text(root / "comparison.md", text)
     return root / "comparison.md"
 
 
-def heldout_pictures(root: Path, summary: pd.DataFrame | None) -> list[str]:
-    """Per-landmark table, CED curves and best/median/worst overlays of the held-out methods."""
+def heldout_pictures(root: Path, summary: pd.DataFrame | None, records: pd.DataFrame | None) -> list[str]:
+    """Per-landmark table, CED curves and best/median/worst overlays of the held-out methods
+    (`summary`, `records`: the heldout stage's, None without one)."""
     import json
 
     from distlmk.analysis import plots
     from distlmk.analysis.predictions import prediction_section
 
     held = root / "heldout"
-    if summary is None or not (held / "records.parquet").is_file():
+    if summary is None or records is None:
         return []
     cfg = json.loads((held / "search_config.json").read_text())
-    figs, lines = prediction_section(pd.read_parquet(held / "records.parquet"), summary, cfg, root, plots.COLORS)
+    figs, lines = prediction_section(records, summary, cfg, root, plots.COLORS)
     for title, path in figs.items():
         lines += [f"## {title}", "", f"![{title}]({Path(path).name})", ""]
     return lines

@@ -24,12 +24,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from distlmk.analysis.overlays import draw_overlay, landmark_colors  # noqa: E402
-
-SDR_MM = (2.0, 2.5, 3.0, 4.0)
-
-
-def _sdr_col(t: float) -> str:
-    return f"sdr_{t:.1f}".replace(".", "_")  # sdr_2_0, like the records' keys
+from distlmk.schema import SDR_THRESHOLDS_MM, sdr_name  # noqa: E402
 
 
 def per_landmark_table(errors_by_method: dict[str, np.ndarray], names: list[str] | None = None) -> pd.DataFrame:
@@ -40,10 +35,10 @@ def per_landmark_table(errors_by_method: dict[str, np.ndarray], names: list[str]
         for k in range(err.shape[1]):
             e = err[:, k]
             row = {"method": method, "landmark": k, "name": labels[k], "n": int(len(e)), "mre_mm": float(e.mean())}
-            row.update({_sdr_col(t): float(100 * (e <= t).mean()) for t in SDR_MM})
+            row.update({sdr_name(t): float(100 * (e <= t).mean()) for t in SDR_THRESHOLDS_MM})
             rows.append(row)
         row = {"method": method, "landmark": -1, "name": "all", "n": int(err.size), "mre_mm": float(err.mean())}
-        row.update({_sdr_col(t): float(100 * (err <= t).mean()) for t in SDR_MM})
+        row.update({sdr_name(t): float(100 * (err <= t).mean()) for t in SDR_THRESHOLDS_MM})
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -69,7 +64,7 @@ def per_landmark_markdown(table: pd.DataFrame) -> str:
             mre = f"{r['mre_mm']:.2f}"
             if len(methods) > 1 and np.isclose(r["mre_mm"], best[lm]):
                 mre = f"**{mre}**"
-            cells += [mre, " / ".join(f"{r[_sdr_col(t)]:.0f}" for t in SDR_MM)]
+            cells += [mre, " / ".join(f"{r[sdr_name(t)]:.0f}" for t in SDR_THRESHOLDS_MM)]
         label = "**all**" if lm < 0 else f"{lm} {name}"
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -89,7 +84,7 @@ def ced_curves(errors_by_method: dict[str, np.ndarray], path: Path, colors: dict
         frac = np.arange(1, len(e) + 1) / len(e)
         ax.step(e, 100 * frac, where="post", ls=styles[i % len(styles)], color=(colors or {}).get(label),
                 label=f"{label} (MRE {e.mean():.2f} mm)")
-    for t in SDR_MM:
+    for t in SDR_THRESHOLDS_MM:
         ax.axvline(t, color="0.7", lw=0.7, zorder=0)
     ax.set_xlim(0, top)
     ax.set_ylim(0, 100)

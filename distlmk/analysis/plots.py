@@ -12,6 +12,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from distlmk import schema as S  # noqa: E402
+from distlmk.analysis.summary import FINISHED  # noqa: E402
 
 COLORS = {"fixed": "tab:blue", "learned": "tab:orange", "learned_anisotropic": "tab:brown", "adaloss": "tab:green",
           "rl": "tab:red"}
@@ -100,7 +101,7 @@ def method_comparison(summary: pd.DataFrame, path: Path) -> Path | None:
     if not splits:
         return None
     mre, sdr2 = S.test_key(splits[0], "mre_mm"), S.test_key(splits[0], "sdr_2_0")
-    done = summary[summary["status"].isin(["completed", "stopped"])].dropna(subset=[mre])
+    done = summary[summary["status"].isin(FINISHED)].dropna(subset=[mre])
     if done.empty:
         return None
     variants = sorted(done["variant"].unique())

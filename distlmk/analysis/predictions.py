@@ -16,8 +16,7 @@ import pandas as pd
 
 from distlmk import schema as S
 from distlmk.analysis import pictures
-
-FINISHED = ("completed", "stopped")
+from distlmk.analysis.summary import FINISHED
 
 
 def _array(v) -> np.ndarray | None:
@@ -50,16 +49,20 @@ def errors_by_variant(finals: pd.DataFrame, split: str) -> dict[str, np.ndarray]
     return {k: np.concatenate(v) for k, v in out.items()}
 
 
-def load_test_images(search_cfg: dict, split: str):
-    """(images, ground truth [N, L, 2]) of a test split, from the experiment's data config."""
+def load_test_dataset(search_cfg: dict):
+    """The experiment's dataset, from its data config (None without one)."""
     from distlmk.config import DataConfig, from_dict
     from distlmk.data import load_dataset
 
     data = (search_cfg.get("experiment") or {}).get("data")
     if not data:
         return None
-    ds = load_dataset(from_dict(DataConfig, data, "search_config.json: experiment.data"))
-    if split not in ds.splits:
+    return load_dataset(from_dict(DataConfig, data, "search_config.json: experiment.data"))
+
+
+def split_images(ds, split: str):
+    """(images, ground truth [N, L, 2], landmark names) of a test split of a loaded dataset."""
+    if ds is None or split not in ds.splits:
         return None
     idx = ds.splits[split]
     return [ds.images[i] for i in idx], ds.landmarks[idx], ds.landmark_names
@@ -91,16 +94,24 @@ def prediction_section(records: pd.DataFrame, summary: pd.DataFrame, search_cfg:
     finals = final_rows(records, summary)
     if finals.empty:
         return figs, lines
-    for split in test_splits(records):
-        errs = errors_by_variant(finals, split)
-        if not errs:
-            continue
+    split_errs = [(split, errs) for split in test_splits(records) if (errs := errors_by_variant(finals, split))]
+    ds, load_error = None, None
+    if split_errs:  # decoded once for every test split (ISBI: Test1 and Test2)
+        try:
+            ds = load_test_dataset(search_cfg)
+        except Exception as e:  # the data may have moved since the run; the rest of the report stands
+            load_error = e
+    for split, errs in split_errs:
         names = None
         loaded = None
-        try:
-            loaded = load_test_images(search_cfg, split)
-        except Exception as e:  # the data may have moved since the run; the rest of the report stands
-            lines += [f"(test images of {split} not loaded for overlays: {e})", ""]
+        error = load_error
+        if error is None:
+            try:
+                loaded = split_images(ds, split)
+            except Exception as e:
+                error = e
+        if error is not None:
+            lines += [f"(test images of {split} not loaded for overlays: {error})", ""]
         if loaded is not None:
             names = loaded[2]
         table = pictures.per_landmark_table(errs, names)
@@ -123,14 +134,11 @@ def prediction_section(records: pd.DataFrame, summary: pd.DataFrame, search_cfg:
     return figs, lines
 
 
-COV_COLUMNS = (S.SIGMA_COV,)
-
-
 def covariance_figure(records: pd.DataFrame, path: Path, names: list[str] | None = None,
                       max_trials: int = 4) -> Path | None:
     """Ellipses and sx/sy/angle curves of the learned_anisotropic trials (records' sigma/cov)."""
-    col = next((c for c in COV_COLUMNS if c in records), None)
-    if col is None:
+    col = S.SIGMA_COV
+    if col not in records:
         return None
     covs = {}
     for tid, g in records[records[col].notna()].sort_values("epoch").groupby("trial_id"):

@@ -10,13 +10,12 @@ import pandas as pd
 from distlmk import schema as S
 from distlmk.atomic import atomic_write, atomic_write_text
 
-RECORDS_FILE = "records.parquet"  # written by population.records (same names; no Ray import here)
-STATUS_FILE = "trial_status.parquet"
+FINISHED = ("completed", "stopped")  # trial statuses that count as finished (see summarize_trials)
 
 
 
 def load_records(exp_dir: str | Path) -> pd.DataFrame:
-    path = Path(exp_dir) / RECORDS_FILE
+    path = Path(exp_dir) / S.RECORDS_FILE
     if not path.is_file():
         raise FileNotFoundError(
             f"{path}: no records; is this a `distlmk search` experiment folder?"
@@ -25,7 +24,7 @@ def load_records(exp_dir: str | Path) -> pd.DataFrame:
 
 
 def load_errors(exp_dir: str | Path) -> pd.DataFrame:
-    path = Path(exp_dir) / STATUS_FILE
+    path = Path(exp_dir) / S.STATUS_FILE
     errors = pd.read_parquet(path) if path.is_file() else pd.DataFrame()
     for col in ("trial_id", "status", "error"):  # no trial has ended yet: an empty file, trial_id only
         if col not in errors:
@@ -106,7 +105,7 @@ def method_table(summary: pd.DataFrame) -> str:
         head += [f"{split} MRE (mm)"] + [f"{split} SDR {t:g} mm (%)" for t in S.SDR_THRESHOLDS_MM]
     head += ["epochs used", "trial-epochs", "compute (cpu·s)", "total reward"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    ok = summary[summary["status"].isin(["completed", "stopped"])] if "status" in summary else summary
+    ok = summary[summary["status"].isin(FINISHED)] if "status" in summary else summary
     for (method, variant), g in summary.dropna(subset=[S.METHOD]).groupby([S.METHOD, S.VARIANT], sort=True):
         d = ok[(ok[S.METHOD] == method) & (ok[S.VARIANT] == variant)]
         cells = [method, variant, str(len(g)), str(len(d)), _pm(d[S.VAL_MRE])]

@@ -24,18 +24,21 @@ class ImageFile:
 def read_image(path: Path) -> ImageFile:
     """Any supported image (DICOM by suffix or by its magic bytes) with its header spacing."""
     path = Path(path)
-    if path.is_file() and is_dicom_file(path):
+    if not path.is_file():
+        raise DataError(f"{path}: image file is missing")
+    if is_dicom_file(path):
         d = read_dicom(path)
         return ImageFile(d.pixels, d.spacing_mm, d.spacing_source)
-    return ImageFile(read_gray(path), None, None)
+    return ImageFile(_read_raster(path), None, None)
 
 
 def read_gray(path: Path) -> np.ndarray:
     """Read an image as uint8 grayscale (3 identical channels collapse to one)."""
-    if not path.is_file():
-        raise DataError(f"{path}: image file is missing")
-    if is_dicom_file(path):
-        return read_dicom(path).pixels
+    return read_image(path).pixels
+
+
+def _read_raster(path: Path) -> np.ndarray:
+    """PNG/JPEG/BMP/TIFF as uint8 grayscale (OpenCV)."""
     img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if img is None or img.size == 0:
         raise DataError(

@@ -24,9 +24,7 @@ from ray import tune
 from distlmk import schema as S
 from distlmk.atomic import atomic_write
 
-RECORDS_FILE = "records.parquet"
 JOURNAL_FILE = "records.jsonl"
-STATUS_FILE = "trial_status.parquet"  # trials that ended: terminated or error (with reason)
 def record_from_result(trial_id: str, result: dict) -> dict:
     """One records.parquet row: the schema's columns of a Tune result (see `distlmk.schema`)."""
     row = {S.TRIAL_ID: trial_id, S.ITERATION: int(result["training_iteration"])}
@@ -59,9 +57,9 @@ class RecordsCallback(tune.Callback):
         self._last_flush = 0.0
 
     def setup(self, **info) -> None:
-        for r in read_rows(self.dir / RECORDS_FILE) + read_journal(self.dir / JOURNAL_FILE):
+        for r in read_rows(self.dir / S.RECORDS_FILE) + read_journal(self.dir / JOURNAL_FILE):
             self.rows[(r["trial_id"], int(r["iteration"]))] = r
-        for r in read_rows(self.dir / STATUS_FILE):
+        for r in read_rows(self.dir / S.STATUS_FILE):
             self.ended[r["trial_id"]] = r
         self.dir.mkdir(parents=True, exist_ok=True)
         self._journal = (self.dir / JOURNAL_FILE).open("a")
@@ -89,8 +87,8 @@ class RecordsCallback(tune.Callback):
     def flush(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
         rows = [self.rows[k] for k in sorted(self.rows)]
-        write_parquet(rows, self.dir / RECORDS_FILE)
-        write_parquet(list(self.ended.values()), self.dir / STATUS_FILE)
+        write_parquet(rows, self.dir / S.RECORDS_FILE)
+        write_parquet(list(self.ended.values()), self.dir / S.STATUS_FILE)
         self._journal.truncate(0)  # everything in it is in the Parquet file now
         self._last_flush = time.monotonic()
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-SDR_THRESHOLDS_MM = (2.0, 2.5, 3.0, 4.0)
+from distlmk.schema import SDR_THRESHOLDS_MM
 
 
 def radial_errors_mm(pred: np.ndarray, gt: np.ndarray, spacing_mm: np.ndarray) -> np.ndarray:
