@@ -82,8 +82,6 @@ class Trainer:
         self.stopped = False
         self.poison_loss = False  # fault injection: the next epoch's loss turns NaN
         self.history: list[dict] = []
-        h, w = self.dataset.images[0].shape
-        self.diag_mm = float(math.hypot(h, w) * self.dataset.spacing_mm[0])
 
     @property
     def done(self) -> bool:
@@ -177,7 +175,6 @@ class Trainer:
                 epochs=self.cfg.train.epochs,
                 val_error_mm=np.asarray(val["per_landmark_mre_mm"]),
                 train_loss=train_loss,
-                diag_mm=self.diag_mm,
             )
         )
         self.stopped = self.stopped or decision.stop
