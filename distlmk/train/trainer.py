@@ -103,6 +103,9 @@ class Trainer:
         rng = np.random.default_rng([self.cfg.train.seed, self.epoch])
         total = torch.zeros(self.num_landmarks, device=self.device)
         n_batches, n_images = 0, 0
+        # Constant within an epoch: sigma-dependent weights (fixed, schedule, adaloss, rl) change only
+        # in observe/load_state_dict; learned sigmas move per batch but their weights are a constant 1.
+        weights = self.controller.loss_weights(self.controller.sigma(self.device))
         for x, pts, _ in iterate_batches(
             self.splits["train"], self.cfg.train.batch_size, rng, self.augmenter
         ):
@@ -112,10 +115,9 @@ class Trainer:
             )  # heatmap pixels
             with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp):
                 pred = self.model(x_t)
-            sigma = self.controller.sigma(self.device)
             target = self.controller.targets(self.codec, p_t)
             per_lm = self.loss_fn(pred.float(), target)
-            loss = (per_lm * self.controller.loss_weights(sigma)).mean() + self.controller.penalty()
+            loss = (per_lm * weights).mean() + self.controller.penalty()
             if self.poison_loss:
                 loss = loss * float("nan")
             if not torch.isfinite(loss):
