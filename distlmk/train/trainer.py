@@ -202,7 +202,7 @@ class Trainer:
 
     def test_record(self) -> dict:
         """`test_metrics` in the schema's flat names (`test/<split>/...`)."""
-        return {k: v for split, m in self.test_metrics().items() for k, v in S.metric_block(f"test/{split}", m).items()}
+        return S.flatten_test_metrics(self.test_metrics())
 
     def baseline_mre(self, split: str) -> float:
         ds = self.dataset
