@@ -65,6 +65,7 @@ def test_client_sends_terminal_steps_and_truncates_through_any_transport():
     class Recorder:
         def __init__(self):
             self.requests, self.ended = [], []
+            self.last_latency_ms = None  # PolicyTransport's attribute
 
         def step(self, req):
             self.requests.append(req)
