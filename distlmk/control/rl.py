@@ -120,6 +120,8 @@ class TrialState:
 
     def rewards(self, err: np.ndarray, epoch: int) -> np.ndarray:
         """Rewards [L+1] for the previous decision (landmark rows, then the trial row)."""
+        if self.prev_err is None:
+            raise RuntimeError("TrialState.rewards: no previous decision committed, nothing to reward")
         rl = self.sigma_cfg.rl
         lm = rl.reward_scale * np.log(np.maximum(self.prev_err, 1e-6) / np.maximum(err, 1e-6))
         trial = lm.mean() - rl.epoch_cost * (epoch - self.prev_epoch)
