@@ -101,5 +101,10 @@ def metric_block(prefix: str, summary: dict) -> dict:
     return out
 
 
+def flatten_test_metrics(per_split: dict) -> dict:
+    """{split: summary} of every test split -> one flat dict of `metric_block`s under `test/<split>`."""
+    return {k: v for split, m in per_split.items() for k, v in metric_block(f"test/{split}", m).items()}
+
+
 def is_record_column(key: str) -> bool:
     return key in IDENTITY or key in TUNE_COLUMNS or key.startswith(RECORD_PREFIXES)

@@ -7,7 +7,7 @@ from distlmk.control import EpochFeedback, make_controller
 
 def fb(epoch, loss, err=None):
     loss = np.asarray(loss, float)
-    return EpochFeedback(epoch, 20, np.ones_like(loss) if err is None else err, loss, 300.0)
+    return EpochFeedback(epoch, 20, np.ones_like(loss) if err is None else err, loss)
 
 
 def test_fixed_never_changes():

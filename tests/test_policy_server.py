@@ -105,6 +105,6 @@ def test_rl_controller_keeps_sigma_when_policy_missing(ray_session):
     cfg.rl.server_name = "no-such-server"
     cfg.rl.timeout_s = 1.0
     c = make_controller(cfg, 3, trial_id="lonely")
-    d = c.observe(EpochFeedback(1, 10, np.ones(3), np.ones(3), 300.0))
+    d = c.observe(EpochFeedback(1, 10, np.ones(3), np.ones(3)))
     assert not d.stop and c.failures >= 1
     np.testing.assert_allclose(c.sigma_values(), 3.0)

@@ -65,6 +65,7 @@ def test_client_sends_terminal_steps_and_truncates_through_any_transport():
     class Recorder:
         def __init__(self):
             self.requests, self.ended = [], []
+            self.last_latency_ms = None  # PolicyTransport's attribute
 
         def step(self, req):
             self.requests.append(req)
@@ -78,7 +79,7 @@ def test_client_sends_terminal_steps_and_truncates_through_any_transport():
     cfg = SigmaConfig(method="rl", init=2.0, rl=RLControlConfig(min_progress_to_stop=0.0, allow_stop=True))
     c = make_controller(cfg, 2, trial_id="x", transport=t)
     for epoch in range(1, 5):
-        d = c.observe(EpochFeedback(epoch, 4, np.ones(2) / epoch, np.ones(2), 300.0))
+        d = c.observe(EpochFeedback(epoch, 4, np.ones(2) / epoch, np.ones(2)))
         if d.stop:
             break
     first, second, third = t.requests[:3]

@@ -21,7 +21,6 @@ class EpochFeedback:
     epochs: int  # the epoch budget
     val_error_mm: np.ndarray  # [L] validation MRE per landmark
     train_loss: np.ndarray  # [L] mean heatmap loss per landmark over the epoch
-    diag_mm: float  # image diagonal in mm, to normalise errors across datasets
 
 
 @dataclass

@@ -23,13 +23,16 @@ import numpy as np
 
 from distlmk.config import SigmaConfig
 from distlmk.control.base import Decision, EpochFeedback, SigmaController
-from distlmk.protocol import OBS_DIM, OBS_LIMIT, StepRequest
+from distlmk.protocol import NO_ACTION, OBS_DIM, OBS_LIMIT, StepRequest
 
 log = logging.getLogger("distlmk.control.rl")
 
 
 class PolicyTransport(Protocol):
-    """How a trial reaches the policy: `step` answers actions [R, 2] (None: no answer)."""
+    """How a trial reaches the policy: `step` answers actions [R, 2] (None: no answer);
+    `last_latency_ms` is the last answered call's round trip (None where not measured)."""
+
+    last_latency_ms: float | None
 
     def step(self, request: StepRequest) -> np.ndarray | None: ...
 
@@ -117,6 +120,8 @@ class TrialState:
 
     def rewards(self, err: np.ndarray, epoch: int) -> np.ndarray:
         """Rewards [L+1] for the previous decision (landmark rows, then the trial row)."""
+        if self.prev_err is None:
+            raise RuntimeError("TrialState.rewards: no previous decision committed, nothing to reward")
         rl = self.sigma_cfg.rl
         lm = rl.reward_scale * np.log(np.maximum(self.prev_err, 1e-6) / np.maximum(err, 1e-6))
         trial = lm.mean() - rl.epoch_cost * (epoch - self.prev_epoch)
@@ -204,7 +209,7 @@ class RLSigma(SigmaController):
         st.commit(err, fb.epoch)
         self.ending[:] = False
         reward = None if rewards is None else float(rewards[-1])
-        info = {"policy_latency_ms": getattr(self.transport, "last_latency_ms", None)}
+        info = {"policy_latency_ms": self.transport.last_latency_ms}
         if last:
             self._closed = True
             return Decision(reward=reward, ended=st.ended.copy(), info=info)
@@ -231,7 +236,7 @@ class RLSigma(SigmaController):
         return rewards
 
     def _apply(self, rows: np.ndarray, actions: np.ndarray, progress: float) -> bool:
-        live = actions[:, 0] >= 0
+        live = actions[:, 0] != NO_ACTION
         self._sigma, stop, newly = self.state.apply(self._sigma, rows[live], actions[live], progress)
         self.state.ended |= newly
         self.ending = newly

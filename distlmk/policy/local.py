@@ -17,7 +17,7 @@ from distlmk.protocol import KEEP_MOVE, StepRequest
 class CoreTransport:
     def __init__(self, core: PolicyCore):
         self.core = core
-        self.last_latency_ms = None
+        self.last_latency_ms: float | None = None  # not measured in process
 
     def step(self, request: StepRequest) -> np.ndarray:
         actions = self.core.act([request])[0]
@@ -36,7 +36,7 @@ class FixedActionTransport:
         if mode not in ("keep", "random"):
             raise ValueError(f"unknown baseline {mode!r}: keep or random")
         self.mode, self.rng = mode, np.random.default_rng(seed)
-        self.last_latency_ms = None
+        self.last_latency_ms: float | None = None  # not measured in process
 
     def step(self, request: StepRequest) -> np.ndarray:
         n = len(request.rows)

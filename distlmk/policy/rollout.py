@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from distlmk.config import DataConfig, ExperimentConfig, PolicyConfig, SigmaConfig, TrainConfig
+from distlmk.config import DataConfig, ExperimentConfig, SigmaConfig, TrainConfig
 from distlmk.control.rl import RLSigma
 from distlmk.policy.core import PolicyCore
 from distlmk.policy.local import CoreTransport, FixedActionTransport
@@ -89,4 +89,4 @@ def warm_start(core: PolicyCore, sigma_cfg: SigmaConfig) -> None:
     log.info("policy warm-started on the simulator: %s updates", core.stats["updates"])
 
 
-__all__ = ["PolicyConfig", "RolloutResult", "make_trial", "rollout", "warm_start"]
+__all__ = ["RolloutResult", "make_trial", "rollout", "warm_start"]

@@ -40,6 +40,7 @@ class PolicyServer:
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
         self.core = PolicyCore(self.cfg)
         self.restored_from = self.cfg.checkpoint
+        self.updates_at_start = 0  # _load_counters sets it when weights are restored
         if self.cfg.checkpoint:  # a saved policy (an earlier generation): carry its counters on
             self._load_counters(Path(self.cfg.checkpoint).parent / "server_state.json")
         if self.checkpoint_dir and (self.checkpoint_dir / LATEST).is_dir():
@@ -55,7 +56,6 @@ class PolicyServer:
             )
             warm_start(self.core, sigma_cfg)
             self.restored_from = f"simulator warm start ({self.cfg.pretrain_rounds} rounds)"
-        self.updates_at_start = getattr(self, "updates_at_start", 0)
         self.started = time.time()
         self.queue: list[tuple[StepRequest, asyncio.Future]] = []
         self.flush_handle: asyncio.TimerHandle | None = None

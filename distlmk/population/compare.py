@@ -34,7 +34,6 @@ import pandas as pd
 
 from distlmk import schema as S
 from distlmk.config import CompareConfig, SearchConfig, VariantConfig, to_dict
-from distlmk.population.search import policy_server_name
 from distlmk.population.selection import best_by_val, per_landmark_choice
 
 log = logging.getLogger("distlmk.compare")
@@ -96,7 +95,6 @@ class Comparison:
                   + (" (resuming)" if partial else ""), flush=True)
             exp_dir = self.search(sc, out_dir=str(self.root), address=self.address, resume=partial,
                                   quiet=True).exp_dir
-            self._drop_policy_server(sc)
         stats_path = exp_dir / "policy_stats.json"
         stage = Stage(name, exp_dir, pd.read_parquet(exp_dir / "summary.parquet"),
                       json.loads(stats_path.read_text()) if stats_path.is_file() else {})
@@ -105,14 +103,6 @@ class Comparison:
             raise RuntimeError(f"stage {name}: {len(failed)} trial(s) failed; see {exp_dir / 'report.md'}")
         self.stages[name] = stage
         return stage
-
-    def _drop_policy_server(self, sc: SearchConfig) -> None:
-        import ray
-
-        try:
-            ray.kill(ray.get_actor(policy_server_name(sc)))
-        except ValueError:
-            pass  # no rl in this stage
 
     # --- the three stages -----------------------------------------------------------
     def grid(self) -> dict:

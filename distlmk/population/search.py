@@ -2,8 +2,8 @@
 
 `run_search` reads top to bottom as its steps: rotate the old experiment folder, validate
 the data, start Ray, start the policy, build (or restore) the Tuner, fit, save the policy,
-write run info. The report is analysis: the command layer (`distlmk.cli`) writes it from
-the files this leaves behind.
+write run info, release the policy (also when a step fails). The report is analysis: the
+command layer (`distlmk.cli`) writes it from the files this leaves behind.
 """
 
 from __future__ import annotations
@@ -286,6 +286,13 @@ def save_policy(server, exp_dir: Path) -> dict | None:
     return stats
 
 
+def release_policy(server) -> None:
+    """End the population's policy actor once its weights and stats are saved (or the search failed):
+    the next population in this driver (a compare stage, an ablation size) starts its own."""
+    if server is not None:
+        ray.kill(server)
+
+
 def run_search(cfg: SearchConfig, out_dir: str = "results", address: str | None = None, resume: bool = False,
                quiet: bool = False, extra_callbacks: list | None = None) -> SearchOutcome:
     """The population: every step below, in order. `extra_callbacks` (Tune callbacks) observe it,
@@ -300,30 +307,33 @@ def run_search(cfg: SearchConfig, out_dir: str = "results", address: str | None 
     joined = init_ray(address, log_to_driver=True)
     resources = trial_resources(cfg)
     server = start_policy(cfg, exp_dir)
-    exp_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(exp_dir / "search_config.json", to_dict(cfg))
-    if names:
-        atomic_write_json(exp_dir / "landmark_names.json", names)
-    trainable = tune.with_resources(tune.with_parameters(train_trial, run=run_spec(cfg, resources)), resources)
-    t0 = time.time()
-    tuner = build_tuner(cfg, trainable, storage, exp_dir, resume, quiet, extra_callbacks)
-    with _table_output(not quiet):
-        grid = tuner.fit()
-    policy_stats = save_policy(server, exp_dir)
-    outcome = SearchOutcome(exp_dir, len(grid), grid.num_errors, resources, policy_stats, time.time() - t0)
-    atomic_write_json(
-        exp_dir / "run_info.json",
-        {
-            "elapsed_s": outcome.elapsed_s,
-            "started_at": t0,
-            "num_trials": outcome.num_trials,
-            "num_errors": outcome.num_errors,
-            "resources_per_trial": resources,
-            "cluster_resources": ray.cluster_resources(),
-            "address": address or "local",
-            "ray": joined,
-            "nodes": sorted({n["NodeManagerAddress"] for n in ray.nodes() if n["Alive"]}),
-            "pid": os.getpid(),
-        },
-    )
-    return outcome
+    try:
+        exp_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(exp_dir / "search_config.json", to_dict(cfg))
+        if names:
+            atomic_write_json(exp_dir / "landmark_names.json", names)
+        trainable = tune.with_resources(tune.with_parameters(train_trial, run=run_spec(cfg, resources)), resources)
+        t0 = time.time()
+        tuner = build_tuner(cfg, trainable, storage, exp_dir, resume, quiet, extra_callbacks)
+        with _table_output(not quiet):
+            grid = tuner.fit()
+        policy_stats = save_policy(server, exp_dir)
+        outcome = SearchOutcome(exp_dir, len(grid), grid.num_errors, resources, policy_stats, time.time() - t0)
+        atomic_write_json(
+            exp_dir / "run_info.json",
+            {
+                "elapsed_s": outcome.elapsed_s,
+                "started_at": t0,
+                "num_trials": outcome.num_trials,
+                "num_errors": outcome.num_errors,
+                "resources_per_trial": resources,
+                "cluster_resources": ray.cluster_resources(),
+                "address": address or "local",
+                "ray": joined,
+                "nodes": sorted({n["NodeManagerAddress"] for n in ray.nodes() if n["Alive"]}),
+                "pid": os.getpid(),
+            },
+        )
+        return outcome
+    finally:
+        release_policy(server)

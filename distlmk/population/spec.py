@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
 
 from distlmk.config import ExperimentConfig, FaultConfig, SimulationConfig, from_dict, to_dict
 
@@ -64,10 +63,6 @@ class RunSpec:
 
     def faults_for(self, trial: TrialSpec) -> list[FaultConfig]:
         return [f for f in self.faults if not f.trials or trial.index in f.trials]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**dataclasses.asdict(self), "simulation": to_dict(self.simulation),
-                "faults": [to_dict(f) for f in self.faults]}
 
 
 def deep_merge(base: dict, over: dict) -> dict:

@@ -16,8 +16,6 @@ import numpy as np
 
 from distlmk.schema import SDR_THRESHOLDS_MM
 
-DIAG_MM = 307.0  # a 240 x 192 mm field, like the synthetic images
-
 
 class LandmarkCostModel:
     """Per-landmark validation error dynamics as a function of sigma (vectorised over landmarks)."""

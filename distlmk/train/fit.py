@@ -48,8 +48,7 @@ def fit(cfg: ExperimentConfig, out_dir: str | Path, resume: bool = False, log=pr
     metrics = {k: per_split[first][k] for k in ("mre_mm", "sdr", "per_landmark_mre_mm", "baseline_mean_mre_mm")}
     metrics["test_split"] = first
     metrics.update({k: v for k, v in trainer.history[-1].items() if k.startswith("val/")})
-    for split, m in per_split.items():
-        metrics.update(S.metric_block(f"test/{split}", m))
+    metrics.update(S.flatten_test_metrics(per_split))
     metrics.update(
         {
             "sigma": trainer.controller.sigma_values().tolist(),

@@ -14,7 +14,7 @@ import numpy as np
 from distlmk import schema as S
 from distlmk.config import ExperimentConfig
 from distlmk.control import EpochFeedback, SigmaController, make_controller
-from distlmk.sim import DIAG_MM, LandmarkCostModel, rayleigh_sdr
+from distlmk.sim import LandmarkCostModel, rayleigh_sdr
 from distlmk.train.errors import NonFiniteLossError
 from distlmk.train.record import epoch_record
 
@@ -64,9 +64,7 @@ class SimulatedTrainer:
         if not np.all(np.isfinite(err)):
             raise NonFiniteLossError(f"non-finite validation error at epoch {self.epoch + 1} (simulated trial)")
         self.epoch += 1
-        decision = self.controller.observe(
-            EpochFeedback(self.epoch, self.cfg.train.epochs, err, loss, DIAG_MM)
-        )
+        decision = self.controller.observe(EpochFeedback(self.epoch, self.cfg.train.epochs, err, loss))
         self.stopped = self.stopped or decision.stop
         record = epoch_record(
             self.epoch, self.controller.name, loss, _summary(err), sigma, self.controller.sigma_values(),

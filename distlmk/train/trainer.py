@@ -82,8 +82,6 @@ class Trainer:
         self.stopped = False
         self.poison_loss = False  # fault injection: the next epoch's loss turns NaN
         self.history: list[dict] = []
-        h, w = self.dataset.images[0].shape
-        self.diag_mm = float(math.hypot(h, w) * self.dataset.spacing_mm[0])
 
     @property
     def done(self) -> bool:
@@ -105,6 +103,9 @@ class Trainer:
         rng = np.random.default_rng([self.cfg.train.seed, self.epoch])
         total = torch.zeros(self.num_landmarks, device=self.device)
         n_batches, n_images = 0, 0
+        # Constant within an epoch: sigma-dependent weights (fixed, schedule, adaloss, rl) change only
+        # in observe/load_state_dict; learned sigmas move per batch but their weights are a constant 1.
+        weights = self.controller.loss_weights(self.controller.sigma(self.device))
         for x, pts, _ in iterate_batches(
             self.splits["train"], self.cfg.train.batch_size, rng, self.augmenter
         ):
@@ -114,10 +115,9 @@ class Trainer:
             )  # heatmap pixels
             with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp):
                 pred = self.model(x_t)
-            sigma = self.controller.sigma(self.device)
             target = self.controller.targets(self.codec, p_t)
             per_lm = self.loss_fn(pred.float(), target)
-            loss = (per_lm * self.controller.loss_weights(sigma)).mean() + self.controller.penalty()
+            loss = (per_lm * weights).mean() + self.controller.penalty()
             if self.poison_loss:
                 loss = loss * float("nan")
             if not torch.isfinite(loss):
@@ -177,7 +177,6 @@ class Trainer:
                 epochs=self.cfg.train.epochs,
                 val_error_mm=np.asarray(val["per_landmark_mre_mm"]),
                 train_loss=train_loss,
-                diag_mm=self.diag_mm,
             )
         )
         self.stopped = self.stopped or decision.stop
@@ -203,7 +202,7 @@ class Trainer:
 
     def test_record(self) -> dict:
         """`test_metrics` in the schema's flat names (`test/<split>/...`)."""
-        return {k: v for split, m in self.test_metrics().items() for k, v in S.metric_block(f"test/{split}", m).items()}
+        return S.flatten_test_metrics(self.test_metrics())
 
     def baseline_mre(self, split: str) -> float:
         ds = self.dataset
