@@ -53,22 +53,6 @@ def _cmd_data_check(args: argparse.Namespace) -> int:
     return 0
 
 
-def search(cfg: SearchConfig, out_dir: str = "results", address: str | None = None, resume: bool = False,
-           quiet: bool = True):
-    """The population (`run_search`), then its summary and report (analysis): the command layer
-    joins the two, so population and analysis never import each other."""
-    from distlmk.analysis.summary import write_summary_and_report
-    from distlmk.population.search import run_search
-
-    outcome = run_search(cfg, out_dir=out_dir, address=address, resume=resume, quiet=quiet)
-    summary = write_summary_and_report(outcome.exp_dir, outcome.resources["cpu"], outcome.resources.get("gpu", 0.0),
-                                       outcome.policy_stats, cfg.name)
-    if not quiet:
-        print(f"\n{len(summary)} trials in {outcome.elapsed_s:.0f} s; report: {outcome.exp_dir / 'report.md'}")
-        print((outcome.exp_dir / "report.md").read_text())
-    return outcome
-
-
 def _cmd_search(args: argparse.Namespace) -> int:
     cfg = load_yaml(args.config, SearchConfig)
     if args.policy_checkpoint:
@@ -80,6 +64,8 @@ def _cmd_search(args: argparse.Namespace) -> int:
             )
         cfg.policy.freeze = True
         cfg.policy.explore = False  # a frozen policy acts greedily
+    from distlmk.runner import search
+
     outcome = search(cfg, out_dir=args.out, address=args.address, resume=args.resume, quiet=args.quiet)
     if outcome.num_errors:
         print(f"error: {outcome.num_errors} of {outcome.num_trials} trials ended in error "
@@ -89,13 +75,12 @@ def _cmd_search(args: argparse.Namespace) -> int:
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from distlmk.analysis.comparison import write_comparison
+    from distlmk.compare import run_compare
     from distlmk.config import CompareConfig
-    from distlmk.population.compare import run_compare
 
     cfg = load_yaml(args.config, CompareConfig)
-    result = run_compare(cfg, search, out_dir=args.out, address=args.address, resume=args.resume)
-    report = write_comparison(result)
+    policy = str(Path(args.policy_checkpoint).resolve()) if args.policy_checkpoint else None
+    report = run_compare(cfg, out_dir=args.out, address=args.address, resume=args.resume, policy_checkpoint=policy)
     print(report.read_text())
     print(f"wrote {report} and {report.with_name('comparison.json')}")
     return 0
@@ -252,12 +237,13 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--quiet", action="store_true", help="no live trial table and no report on stdout")
     r.set_defaults(func=_cmd_search)
 
-    cp = command(sub, "compare", "the honest comparison: grid and policy generations on training seeds, "
-                 "every method on held-out seeds with the frozen policy; writes comparison.json")
+    cp = command(sub, "compare", "the honest arena: policy generations on training draws, then every method on "
+                 "unseen held-out draws with the frozen policy; writes comparison.json")
     cp.add_argument("--config", required=True, help="a compare config, e.g. tune_configs/synthetic_benchmark.yaml")
     cp.add_argument("--out", default="results", help="output folder; results go to OUT/<name>/")
     cp.add_argument("--address", help="Ray cluster address (auto, host:port, ray://...); without it: a private local Ray")
     cp.add_argument("--resume", action="store_true", help="reuse the stages an interrupted compare finished")
+    cp.add_argument("--policy-checkpoint", help="evaluate this saved policy (e.g. DIR/policy/final): no generations")
     cp.set_defaults(func=_cmd_compare)
 
     ab = command(sub, "ablate", "scaling ablation: simulated populations of several sizes")

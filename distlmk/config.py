@@ -228,6 +228,7 @@ class VariantConfig:
     method: Method = "fixed"  # its sigma controller
     sigma: dict[str, Any] = field(default_factory=dict)  # overrides of experiment.sigma for this variant
     replicas: int = 1  # trials per seed (rl: several clients of the one policy)
+    seeds: list[int] | None = None  # run on these of the search's seeds only (None: every seed)
 
 
 @dataclass
@@ -242,6 +243,9 @@ class SearchConfig:
     variants: list[VariantConfig] = field(default_factory=list)  # named settings run beside `methods`
     fixed_sigmas: list[float] = field(default_factory=lambda: [1.5, 3.0])  # fixed: one trial per sigma
     seeds: list[int] = field(default_factory=lambda: [0, 1])  # one trial per method variant and seed
+    # what a trial's seed varies: the network's initialisation and batches, the synthetic data draw
+    # (data.synth_seed = seed: new images, new splits), or both (an unseen draw with its own network)
+    seed_varies: Literal["network", "data", "both"] = "network"
     rl_trials_per_seed: int = 1  # rl trials (replicas) per seed
     resources: ResourcesConfig = field(default_factory=ResourcesConfig)  # per trial
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)  # none | asha | pbt
@@ -258,39 +262,25 @@ class SearchConfig:
 
 
 @dataclass
-class ScheduleSpec:
-    """One coarse-to-fine candidate of the schedule baseline (heatmap pixels)."""
-
-    start: float = 4.0  # sigma at the first epoch
-    end: float = 1.0  # sigma at the last epoch
-    shape: Literal["linear", "cosine", "geometric"] = "cosine"  # the curve between them
-
-
-@dataclass
 class CompareConfig:
-    """`distlmk compare`: the honest comparison. (a) a sigma grid and schedules on the training
-    seeds choose best fixed sigma, per-landmark sigma and schedule on validation; (b) waves of
-    rl trials on the training seeds train the central policy, generation after generation;
-    (c) every method runs on held-out seeds with the policy frozen, and the test split is read
-    once, at the end, for paired deltas with bootstrap CIs."""
+    """`distlmk compare`: the honest arena. (a) generations of cold-started rl populations on the
+    training draws train the central policy; (b) on every held-out draw (new images, its own
+    splits) a sigma grid chooses best fixed and per-landmark sigma on that draw's validation split,
+    and every method runs at N members x epochs where it is a population, with the policy frozen;
+    (c) the test split is read once, at the end, for paired deltas with two intervals."""
 
     name: str = "benchmark"  # output folder name
     base: SearchConfig = field(default_factory=SearchConfig)  # experiment, resources, policy of every stage
     grid_sigmas: list[float] = field(default_factory=lambda: [1.0, 1.5, 2.5, 4.0, 6.0])  # fixed-sigma grid
-    schedules: list[ScheduleSpec] = field(default_factory=lambda: [ScheduleSpec()])  # schedule candidates
-    train_seeds: list[int] = field(default_factory=lambda: [0, 1])  # grid and policy training
-    heldout_seeds: list[int] = field(default_factory=lambda: [100, 101, 102])  # final evaluation only
-    generations: int = 3  # waves of rl trials that train the policy before it is frozen
-    rl_replicas: int = 2  # rl trials per training seed and generation
-    # where rl trials start: each landmark at its per-landmark (grid) sigma, or all at the best fixed sigma
-    rl_start: Literal["reference", "best_fixed"] = "reference"
-    cold_start_ablation: bool = True  # also train a policy without the simulator warm start
-    pbt_population: int = 4  # PBT members per held-out seed (sigma scale + per-landmark factors)
-    pbt_perturbation_interval: int = 4  # epochs between PBT exploits
-    baselines: list[Literal["learned", "learned_anisotropic", "adaloss", "pbt"]] = field(
-        default_factory=lambda: ["learned", "adaloss", "pbt"])  # other methods evaluated on the held-out seeds
-    rl_stop_variant: bool = True  # also evaluate the frozen policy with its stop action allowed
-    bootstrap_reps: int = 2000  # resamples for the 95 % CIs
+    train_draws: list[int] = field(default_factory=lambda: [0, 1])  # data draws the policy trains on
+    heldout_draws: list[int] = field(default_factory=lambda: [100, 101, 102])  # unseen draws: evaluation only
+    population_size: int = 4  # N: members of every population method per draw (random, pbt, pb2, ...)
+    generations: int = 2  # waves of cold rl populations on the training draws before the policy is frozen
+    perturbation_interval: int = 4  # epochs between PBT/PB2 exploits and landmark_pbt copies
+    baselines: list[Literal["learned", "learned_anisotropic", "adaloss", "random", "pbt", "pb2", "landmark_pbt"]] = (
+        field(default_factory=lambda: ["learned", "learned_anisotropic", "adaloss", "random", "pbt", "pb2",
+                                       "landmark_pbt"]))  # methods beside best fixed, per-landmark static and rl
+    bootstrap_reps: int = 2000  # resamples for the 95 % bootstrap intervals
 
 
 def _type_name(tp: Any) -> str:

@@ -12,7 +12,7 @@ def test_shipped_configs_load(path):
     import yaml
 
     keys = set(yaml.safe_load(path.read_text()))
-    cls = (AblationConfig if "population_sizes" in keys else CompareConfig if "heldout_seeds" in keys or "base" in keys
+    cls = (AblationConfig if "population_sizes" in keys else CompareConfig if "heldout_draws" in keys or "base" in keys
            else SearchConfig if "methods" in keys or "variants" in keys else ExperimentConfig)
     load_yaml(path, cls)
 

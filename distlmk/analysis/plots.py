@@ -192,21 +192,18 @@ def scaling_curves(rows: pd.DataFrame, path: Path) -> Path | None:
 
 
 def comparison_learning_curve(c: dict, path: Path) -> Path:
-    """The policy's generations: rl validation MRE (dots per trial) against the grid's choices."""
+    """The policy's generations: rl validation MRE on the training draws (dots per trial)."""
     fig, ax = plt.subplots(figsize=(6.5, 4))
-    for curve, label, color in ((c["learning_curve"], "rl (warm start)", "tab:red"),
-                                (c.get("learning_curve_cold") or [], "rl (cold start)", "tab:purple")):
-        if not curve:
-            continue
+    curve = c["learning_curve"]
+    if curve:
         g = [p["generation"] for p in curve]
-        ax.plot(g, [p["rl_val_mre_mm"] for p in curve], "o-", color=color, label=label)
+        ax.plot(g, [p["rl_val_mre_mm"] for p in curve], "o-", color="tab:red", label="rl, all members")
+        ax.plot(g, [p["rl_best_member_val_mre_mm"] for p in curve], "s--", color="tab:red", alpha=0.6,
+                label="rl, best member per draw")
         for p in curve:
             ax.scatter([p["generation"]] * len(p["rl_val_mre_mm_per_trial"]), p["rl_val_mre_mm_per_trial"],
-                       color=color, alpha=0.35, s=12)
-    for v, style in ((c["best_fixed_by_val"], "--"), ("per_landmark_static", ":")):
-        if v in c["methods"]:
-            ax.axhline(c["methods"][v]["val_mre_mm"], ls=style, color="gray", label=f"{v} (held-out val)")
-    ax.set_xlabel("generation (wave of rl trials on the training seeds)")
+                       color="tab:red", alpha=0.35, s=12)
+    ax.set_xlabel("generation (cold rl populations on the training draws)")
     ax.set_ylabel("final validation MRE (mm)")
     ax.set_title("Central policy across generations")
     ax.grid(alpha=0.3)
@@ -215,60 +212,42 @@ def comparison_learning_curve(c: dict, path: Path) -> Path:
 
 
 def comparison_deltas(c: dict, path: Path) -> Path:
-    """Held-out paired deltas with 95 % CIs: headroom, then rl against each baseline."""
+    """Held-out paired deltas: headroom, then rl and landmark_pbt against each baseline, with the
+    bootstrap interval (bar) and the t-interval over draws (thin line)."""
     rows = [(f"headroom: {c['headroom']['strategy']} − best fixed", c["headroom"])]
-    rows += [(f"rl − {b}", d) for b, d in c["rl_vs"].items()]
-    for variant, deltas in (c.get("rl_variants_vs") or {}).items():
-        rows += [(f"{variant} − {b}", d) for b, d in deltas.items()]
-    fig, ax = plt.subplots(figsize=(7.5, 0.45 * len(rows) + 1.2))
+    for who in ("rl", "landmark_pbt"):
+        rows += [(f"{who} − {b}", d) for b, d in (c.get(f"{who}_vs") or {}).items()]
+    fig, ax = plt.subplots(figsize=(7.5, 0.4 * len(rows) + 1.2))
     y = np.arange(len(rows))[::-1]
     for yi, (_, d) in zip(y, rows, strict=True):
         lo, hi = d["ci95"]
-        color = "tab:green" if hi < 0 else ("tab:red" if lo > 0 else "tab:gray")
+        color = {"better": "tab:green", "worse": "tab:red"}.get(d.get("holds"), "tab:gray")
+        tlo, thi = d["ci95_t"]
+        if tlo is not None:
+            ax.plot([tlo, thi], [yi - 0.18] * 2, color=color, lw=1, alpha=0.7)
         ax.errorbar(d["delta_mm"], yi, xerr=[[d["delta_mm"] - lo], [hi - d["delta_mm"]]], fmt="o", color=color,
                     capsize=3)
     ax.axvline(0, color="black", lw=0.8)
     ax.set_yticks(y, [r[0] for r in rows], fontsize=8)
-    ax.set_xlabel("Δ test MRE (mm), held-out seeds; negative = first is better")
-    ax.set_title("Paired differences with 95 % bootstrap CIs")
+    ax.set_xlabel("Δ test MRE (mm), held-out draws; negative = first is better")
+    ax.set_title("Paired differences: bootstrap 95 % CI (bars), t-interval over draws (lines)")
     ax.grid(alpha=0.3, axis="x")
     return _save(fig, path)
 
 
-def comparison_rl_sigma(records: pd.DataFrame, per_landmark: list[float], path: Path) -> Path | None:
-    """Mean rl sigma per landmark over epochs (held-out trials) beside the per-landmark-static sigma."""
-    rl = records[records[S.VARIANT] == "rl"] if S.VARIANT in records else records.iloc[:0]
-    if rl.empty:
-        return None
-    traj = rl.groupby(S.EPOCH)[S.SIGMA_USED].apply(lambda s: np.mean(np.stack(s.to_numpy()), axis=0))
-    m = np.stack(traj.to_numpy())  # [epochs, L]
-    n = m.shape[1]
-    cols = int(np.ceil(np.sqrt(n)))
-    rows_ = int(np.ceil(n / cols))
-    fig, axes = plt.subplots(rows_, cols, figsize=(2.2 * cols, 1.8 * rows_), sharex=True, squeeze=False)
-    for k in range(rows_ * cols):
-        ax = axes[k // cols][k % cols]
-        if k >= n:
-            ax.axis("off")
-            continue
-        ax.plot(traj.index, m[:, k], color="tab:red")
-        ax.axhline(per_landmark[k], color="gray", ls=":")
-        ax.set_title(f"landmark {k}", fontsize=7)
-        ax.tick_params(labelsize=6)
-    fig.suptitle("rl sigma by epoch (red, mean of held-out trials) vs per-landmark static sigma (dotted)")
-    return _save(fig, path)
-
-
 def comparison_cost(c: dict, path: Path) -> Path:
-    """Held-out test MRE against compute (trial-epochs incl. the grid or generations behind a choice)."""
-    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    """Accuracy against compute: held-out test MRE (t 95 % CI over draws) against the trial-epochs behind
+    each method's final model."""
+    fig, ax = plt.subplots(figsize=(7, 4.5))
     for v, m in c["methods"].items():
-        color = "tab:red" if v.startswith("rl") else "tab:blue"
-        ax.scatter(m["trial_epochs"], m["mean"], color=color, zorder=3)
-        ax.annotate(f"{v} ({m['epochs_used']:.1f} ep)", (m["trial_epochs"], m["mean"]), fontsize=7,
-                    xytext=(4, 3), textcoords="offset points")
-    ax.set_xlabel("trial-epochs spent (selection + held-out runs)")
+        color = "tab:red" if v == "rl" else ("tab:orange" if v == "landmark_pbt" else "tab:blue")
+        lo, hi = m["ci95_t"]
+        yerr = None if lo is None else [[m["mean"] - lo], [hi - m["mean"]]]
+        ax.errorbar(m["trial_epochs_total"], m["mean"], yerr=yerr, fmt="o", color=color, capsize=3, zorder=3)
+        ax.annotate(v, (m["trial_epochs_total"], m["mean"]), fontsize=7, xytext=(4, 3), textcoords="offset points")
+    ax.set_xscale("log")
+    ax.set_xlabel("trial-epochs behind the final model (per held-out draw, log scale)")
     ax.set_ylabel("held-out test MRE (mm)")
-    ax.set_title("Accuracy against compute (epochs used per held-out trial in brackets)")
+    ax.set_title("Accuracy against compute")
     ax.grid(alpha=0.3)
     return _save(fig, path)

@@ -9,6 +9,7 @@ command layer (`distlmk.cli`) writes it from the files this leaves behind.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import time
@@ -58,8 +59,9 @@ def trial_list(cfg: SearchConfig) -> list[TrialSpec]:
             else:
                 trials.append({"method": method, "seed": seed, "variant": method})
         for v in cfg.variants:
-            trials += [{"method": v.method, "seed": seed, "variant": v.name, "sigma": dict(v.sigma), "replica": r}
-                       for r in range(v.replicas)]
+            if v.seeds is None or seed in v.seeds:
+                trials += [{"method": v.method, "seed": seed, "variant": v.name, "sigma": dict(v.sigma),
+                            "replica": r} for r in range(v.replicas)]
     return [TrialSpec(index=i, **t) for i, t in enumerate(trials)]
 
 
@@ -71,6 +73,12 @@ def validate(cfg: SearchConfig) -> None:
             "scheduler.name: pbt copies checkpoints and configs between trials, which would mix methods; "
             "use pbt with a single method, or asha/none to compare methods"
         )
+    for v in cfg.variants:
+        if v.seeds is not None and not set(v.seeds) <= set(cfg.seeds):
+            raise ConfigError(f"variants[{v.name}].seeds: {v.seeds} are not all among seeds {cfg.seeds}")
+    if cfg.seed_varies != "network" and cfg.experiment.data.format != "synthetic":
+        raise ConfigError(f"seed_varies: {cfg.seed_varies!r} draws new data per seed, which only the synthetic "
+                          f"format can do (data.format is {cfg.experiment.data.format!r}); use seed_varies: network")
     if "fixed" in cfg.methods and not cfg.fixed_sigmas:
         raise ConfigError("fixed_sigmas: give at least one sigma for the fixed method")
 
@@ -203,13 +211,20 @@ def rotate_old_experiment(exp_dir: Path) -> Path | None:
     return old
 
 
+def data_draws(cfg: SearchConfig) -> list:
+    """The DataConfig of every distinct data draw the trials read (one unless seeds vary the data)."""
+    if cfg.seed_varies == "network":
+        return [cfg.experiment.data]
+    return [dataclasses.replace(cfg.experiment.data, synth_seed=int(s)) for s in sorted(set(cfg.seeds))]
+
+
 def validate_data(cfg: SearchConfig) -> list[str] | None:
-    """Fail on bad data before any compute is spent (and warm the cache); the landmark names."""
+    """Fail on bad data before any compute is spent (and warm the cache of every draw); the landmark names."""
     if cfg.simulation.enabled:
         return None
     from distlmk.data import load_dataset
 
-    return load_dataset(cfg.experiment.data).landmark_names
+    return [load_dataset(d) for d in data_draws(cfg)][0].landmark_names
 
 
 def trial_resources(cfg: SearchConfig) -> dict:
@@ -226,7 +241,7 @@ def run_spec(cfg: SearchConfig, resources: dict) -> RunSpec:
         experiment["train"]["device"] = "cpu"
     simulation = cfg.simulation if cfg.simulation.enabled else type(cfg.simulation)()
     return RunSpec(experiment=experiment, cpu=resources["cpu"], gpu=resources.get("gpu", 0.0),
-                   simulation=simulation, faults=list(cfg.faults.inject))
+                   simulation=simulation, faults=list(cfg.faults.inject), seed_varies=cfg.seed_varies)
 
 
 def start_policy(cfg: SearchConfig, exp_dir: Path):

@@ -45,6 +45,7 @@ class RunSpec:
     gpu: float  # GPU fraction per trial process (0: none)
     simulation: SimulationConfig = field(default_factory=SimulationConfig)
     faults: list[FaultConfig] = field(default_factory=list)
+    seed_varies: str = "network"  # SearchConfig.seed_varies: network | data | both
 
     def experiment_for(self, trial: TrialSpec, lr: float | None = None) -> ExperimentConfig:
         """The ExperimentConfig of one trial: shared settings + its method, seed, sigma and lr."""
@@ -53,7 +54,10 @@ class RunSpec:
             exp.sigma = from_dict(type(exp.sigma), deep_merge(to_dict(exp.sigma), trial.sigma),
                                   f"variant {trial.variant}.sigma")
         exp.sigma.method = trial.method
-        exp.train.seed = int(trial.seed)
+        if self.seed_varies in ("network", "both"):
+            exp.train.seed = int(trial.seed)
+        if self.seed_varies in ("data", "both"):
+            exp.data.synth_seed = int(trial.seed)
         if trial.sigma_init is not None:
             exp.sigma.init = float(trial.sigma_init)
         if lr is not None:
