@@ -80,6 +80,8 @@ class Arena:
         self.started = time.time()
         self.lo, self.hi = min(cfg.grid_sigmas), max(cfg.grid_sigmas)
         self.num_landmarks = self._num_landmarks()
+        self.planned: list[SearchConfig] = []  # every stage's search, in order
+        self.dry_run = False  # plan only (`plan_stages`): nothing runs
 
     def _num_landmarks(self) -> int:
         data = self.cfg.base.experiment.data
@@ -90,31 +92,40 @@ class Arena:
         return load_dataset(data).num_landmarks
 
     # --- one stage ------------------------------------------------------------------------
-    def run_stage(self, spec: StageSpec, variants: list[VariantConfig], *, scheduler: dict | None = None,
-                  policy_checkpoint: str | None = None, freeze: bool = False, warm_start: bool = False,
-                  policy_seed: int = 0) -> StageResult:
+    def stage_config(self, spec: StageSpec, variants: list[VariantConfig], *, scheduler: dict | None = None,
+                     policy_checkpoint: str | None = None, freeze: bool = False, warm_start: bool = False,
+                     policy_seed: int = 0) -> SearchConfig:
+        """The stage's search: the base settings, its variants on its draws, a draw being data and network."""
+        sc: SearchConfig = copy.deepcopy(self.cfg.base)
+        sc.name, sc.methods, sc.variants, sc.seeds = spec.name, [], variants, list(spec.draws)
+        sc.seed_varies = "both"  # a draw is new images and a new network
+        sc.experiment.train.evaluate_test = spec.evaluates_test
+        sc.policy.checkpoint = policy_checkpoint
+        sc.policy.freeze = freeze
+        sc.policy.explore = not freeze  # a frozen policy acts greedily
+        sc.policy.seed += policy_seed  # each stage explores with its own random stream
+        if not warm_start or policy_checkpoint:
+            sc.policy.pretrain_rounds = 0
+        for k, v in (scheduler or {}).items():
+            setattr(sc.scheduler, k, v)
+        return sc
+
+    def run_stage(self, spec: StageSpec, variants: list[VariantConfig], **settings) -> StageResult:
+        """Run one stage (or reuse it on --resume when it finished); `settings` go to `stage_config`."""
+        self.planned.append(self.stage_config(spec, variants, **settings))
+        if self.dry_run:
+            return StageResult(spec, self.root / spec.name, pd.DataFrame(), {})
         exp_dir = self.root / spec.name
         if self.resume and (exp_dir / "run_info.json").is_file() and (exp_dir / "summary.parquet").is_file():
             print(f"[compare] stage {spec.name}: done earlier, reusing it", flush=True)
         else:
-            sc: SearchConfig = copy.deepcopy(self.cfg.base)
-            sc.name, sc.methods, sc.variants, sc.seeds = spec.name, [], variants, list(spec.draws)
-            sc.seed_varies = "both"  # a draw is new images and a new network
-            sc.experiment.train.evaluate_test = spec.evaluates_test
-            sc.policy.checkpoint = policy_checkpoint
-            sc.policy.freeze = freeze
-            sc.policy.explore = not freeze  # a frozen policy acts greedily
-            sc.policy.seed += policy_seed  # each stage explores with its own random stream
-            if not warm_start or policy_checkpoint:
-                sc.policy.pretrain_rounds = 0
-            for k, v in (scheduler or {}).items():
-                setattr(sc.scheduler, k, v)
             from ray import tune
 
             partial = self.resume and exp_dir.is_dir() and tune.Tuner.can_restore(str(exp_dir))
             print(f"[compare] stage {spec.name}: {len(variants)} trial variants on draws {list(spec.draws)}"
                   + (" (resuming)" if partial else ""), flush=True)
-            exp_dir = search(sc, out_dir=str(self.root), address=self.address, resume=partial, quiet=True).exp_dir
+            exp_dir = search(self.planned[-1], out_dir=str(self.root), address=self.address, resume=partial,
+                             quiet=True).exp_dir
         stats_path = exp_dir / "policy_stats.json"
         result = StageResult(spec, exp_dir, pd.read_parquet(exp_dir / "summary.parquet"),
                              json.loads(stats_path.read_text()) if stats_path.is_file() else {})
@@ -139,8 +150,7 @@ class Arena:
         return checkpoint
 
     # --- (b) every method on the held-out draws ---------------------------------------------
-    def grid(self) -> dict[int, dict]:
-        """Grid + random members on every held-out draw; per draw, the choices its validation split makes."""
+    def grid_variants(self) -> StageResult:
         c, n, L = self.cfg, self.cfg.population_size, self.num_landmarks
         variants = [VariantConfig(fixed_variant(s), "fixed", {"init": s}) for s in c.grid_sigmas]
         roles = (Role.BEST_FIXED,)
@@ -148,7 +158,11 @@ class Arena:
             roles += (Role.RANDOM,)
             for d in c.heldout_draws:
                 variants += _members(Role.RANDOM, "fixed", random_sigmas(n, L, self.lo, self.hi, seed=[d, 1]), d)
-        stage = self.run_stage(StageSpec("grid", StageKind.GRID, tuple(c.heldout_draws), roles), variants)
+        return self.run_stage(StageSpec("grid", StageKind.GRID, tuple(c.heldout_draws), roles), variants)
+
+    def grid(self) -> dict[int, dict]:
+        """Grid + random members on every held-out draw; per draw, the choices its validation split makes."""
+        c, stage = self.cfg, self.grid_variants()
         sigma_of = {fixed_variant(s): s for s in c.grid_sigmas}
         choices = {}
         for d in c.heldout_draws:
@@ -203,6 +217,19 @@ class Arena:
             policy_stats={s.spec.name: s.policy_stats for s in self.stages}, elapsed_s=time.time() - self.started,
             stages_elapsed_s=sum(json.loads((s.exp_dir / "run_info.json").read_text())["elapsed_s"]
                                  for s in self.stages))
+
+
+def plan_stages(cfg: CompareConfig) -> list[SearchConfig]:
+    """Every stage's search as `run` would start it, without running anything (the held-out stages are
+    planned with the grid's choices left at the config's sigma.init)."""
+    arena = Arena(cfg)
+    arena.dry_run = True
+    arena.generations()
+    arena.grid_variants()
+    arena.retrain({d: {"per_landmark_sigma": [cfg.base.experiment.sigma.init] * arena.num_landmarks}
+                   for d in cfg.heldout_draws})
+    arena.populations("planned-policy")
+    return arena.planned
 
 
 def run_compare(cfg: CompareConfig, out_dir: str = "results", address: str | None = None, resume: bool = False,

@@ -245,7 +245,7 @@ def _ci(d: dict) -> str:
     t = d["ci95_t"]
     tt = "n/a" if t[0] is None else f"[{t[0]:+.3f}, {t[1]:+.3f}]"
     return (f"{d['delta_mm']:+.3f} mm ({d['delta_pct']:+.1f} %), bootstrap [{d['ci95'][0]:+.3f}, "
-            f"{d['ci95'][1]:+.3f}], t {tt}: **{d['holds']}**")
+            f"{d['ci95'][1]:+.3f}], t {tt}: **{d['sign'] if d['holds'] else 'no claim'}**")
 
 
 def render_markdown(c: dict, reruns: list[dict]) -> str:

@@ -221,7 +221,7 @@ def comparison_deltas(c: dict, path: Path) -> Path:
     y = np.arange(len(rows))[::-1]
     for yi, (_, d) in zip(y, rows, strict=True):
         lo, hi = d["ci95"]
-        color = {"better": "tab:green", "worse": "tab:red"}.get(d.get("holds"), "tab:gray")
+        color = {"better": "tab:green", "worse": "tab:red"}.get(d["sign"], "tab:gray") if d["holds"] else "tab:gray"
         tlo, thi = d["ci95_t"]
         if tlo is not None:
             ax.plot([tlo, thi], [yi - 0.18] * 2, color=color, lw=1, alpha=0.7)
