@@ -5,8 +5,9 @@ import argparse
 import pytest
 
 from distlmk import __version__
-from distlmk.cli import EXIT_BAD_INPUT, build_parser, main, search
+from distlmk.cli import EXIT_BAD_INPUT, build_parser, main
 from distlmk.config import AblationConfig, ExperimentConfig, SearchConfig, explain, from_dict
+from distlmk.runner import search
 
 
 def test_version(capsys):

@@ -22,9 +22,10 @@ import yaml
 from fault_checks import assert_records_match_checkpoints, error_texts, restores, trial_index
 
 from distlmk import schema as S
-from distlmk.cli import EXIT_TRIALS_FAILED, main, search
+from distlmk.cli import EXIT_TRIALS_FAILED, main
 from distlmk.config import SearchConfig, from_dict, to_dict
 from distlmk.population.search import policy_server_name
+from distlmk.runner import search
 
 
 def sim_cfg(name, faults=(), **over):

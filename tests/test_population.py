@@ -8,9 +8,9 @@ import pytest
 from fault_checks import assert_pbt_identity
 
 from distlmk import schema as S
-from distlmk.cli import search
 from distlmk.config import SearchConfig, from_dict
 from distlmk.population.search import trial_list
+from distlmk.runner import search
 
 
 def run_search(cfg, **kw):  # the population and its report, as `distlmk search` runs them

@@ -8,9 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from distlmk.cli import main, search
+from distlmk.cli import main
 from distlmk.config import SearchConfig, from_dict
 from distlmk.population.search import trial_list
+from distlmk.runner import search
 
 
 @pytest.fixture(scope="module")
