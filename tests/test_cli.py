@@ -1,12 +1,14 @@
 """The command line: version, help on every flag, `config --explain`, exit codes, Tune's live table."""
 
 import argparse
+import dataclasses
+import typing
 
 import pytest
 
 from distlmk import __version__
 from distlmk.cli import EXIT_BAD_INPUT, build_parser, main
-from distlmk.config import AblationConfig, ExperimentConfig, SearchConfig, explain, from_dict
+from distlmk.config import AblationConfig, CompareConfig, ExperimentConfig, SearchConfig, explain, from_dict
 from distlmk.runner import search
 
 
@@ -37,13 +39,55 @@ def test_every_flag_has_help_and_shows_defaults():
     assert "(default: results)" in flat and "3 partial failure: search finished with failed trials" in flat
 
 
-@pytest.mark.parametrize("cls", [SearchConfig, ExperimentConfig, AblationConfig], ids=lambda c: c.__name__)
-def test_config_explain_documents_every_field(cls):
+# every kind `distlmk config --explain KIND` offers, and the config class it documents
+EXPLAINED = {"search": SearchConfig, "experiment": ExperimentConfig, "ablation": AblationConfig,
+             "compare": CompareConfig}
+
+
+def _config_kinds() -> list[str]:
+    config = [p for p in _parsers(build_parser()) if p.prog.endswith(" config")][0]
+    return list(next(a for a in config._actions if a.dest == "kind").choices)
+
+
+def _field_keys(cls: type, prefix: str = "") -> list[str]:
+    """Every field of `cls` and of the blocks inside it (nested, in lists or optional), YAML
+    spelling, from the dataclasses themselves rather than from `explain`."""
+    keys = []
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        key = prefix + ("lambda" if f.name == "lambda_" else f.name)
+        keys.append(key)
+        tp = hints[f.name]
+        if dataclasses.is_dataclass(tp):
+            keys += _field_keys(tp, key + ".")
+        for inner in typing.get_args(tp):
+            if dataclasses.is_dataclass(inner):
+                keys += _field_keys(inner, key + ("[]." if typing.get_origin(tp) is list else "."))
+    return keys
+
+
+def test_config_explain_offers_every_config_kind():
+    assert sorted(_config_kinds()) == sorted(EXPLAINED), "a config kind the test does not check (or lost)"
+
+
+@pytest.mark.parametrize("kind", sorted(EXPLAINED))
+def test_config_explain_documents_every_field(kind, capsys):
+    cls = EXPLAINED[kind]
     rows = explain(cls)
     assert not [r[0] for r in rows if not r[3]], "fields without a doc comment"
-    keys = {r[0] for r in rows}
+    keys = [r[0] for r in rows]
+    fields = _field_keys(cls)
+    assert sorted(keys) == sorted(fields), (set(fields) - set(keys), set(keys) - set(fields))
+    assert main(["config", "--explain", kind]) == 0  # the command prints every one of them, documented
+    out = capsys.readouterr().out
+    heads = [ln.split() for ln in out.splitlines() if ln and not ln[0].isspace()]
+    assert not [h[0] for h in heads if len(h) < 2], "printed without its meaning"
+    listed = {h[0].rstrip(":") for h in heads}
+    assert listed == set(fields), (set(fields) - listed, listed - set(fields))
     if cls is SearchConfig:
-        assert {"simulation.enabled", "faults.inject[].attempts", "experiment.train.lr_floor", "policy.lambda"} <= keys
+        assert {"simulation.enabled", "faults.inject[].attempts", "experiment.train.lr_floor", "policy.lambda"} <= listed
+    if cls is CompareConfig:
+        assert {"heldout_draws", "base.seed_varies", "base.variants[].seeds", "bootstrap_reps"} <= listed
 
 
 def test_config_command_prints_the_listing(capsys):

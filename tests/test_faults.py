@@ -209,7 +209,25 @@ def test_real_network_population_with_a_killed_trial(ray_session, tmp_path, tiny
     assert stats["requests"] == 2 and stats["decisions"] == 19 + 1, stats
 
 
-def test_bad_input_is_rejected_before_any_compute(tmp_path, capsys, cache_dir):
+def test_bad_input_is_rejected_before_any_compute(tmp_path, capsys, cache_dir, monkeypatch):
+    """Bad data or config exits 2 before anything is computed: Ray is never started or joined,
+    no policy actor and no Tuner are made, and no experiment folder (trials, records) exists."""
+    import ray.tune
+
+    import distlmk.population.localray as localray
+    import distlmk.population.search as population_search
+
+    started = []
+
+    def spy(name):
+        def called(*args, **kwargs):
+            started.append(name)
+            raise AssertionError(f"{name} called for a rejected input")
+        return called
+
+    for module, name in ((population_search, "init_ray"), (localray, "init_ray"), (ray, "init"),
+                         (population_search, "start_policy"), (ray.tune, "Tuner")):
+        monkeypatch.setattr(module, name, spy(f"{module.__name__}.{name}"))
     root = tmp_path / "data"
     (root / "images").mkdir(parents=True)
     (root / "images" / "a.png").write_bytes(b"not a png")
@@ -218,17 +236,20 @@ def test_bad_input_is_rejected_before_any_compute(tmp_path, capsys, cache_dir):
     cfg["experiment"]["data"] = {"format": "folder", "root": str(root)}
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump(cfg))
-    t0 = time.time()
-    assert main(["search", "--config", str(path), "--out", str(tmp_path / "out")]) == 2
+    out = tmp_path / "out"
+    assert main(["search", "--config", str(path), "--out", str(out)]) == 2
     assert "a.png: unreadable image" in capsys.readouterr().err
-    assert not (tmp_path / "out").exists() and time.time() - t0 < 10
     (root / "landmarks.csv").write_text("image,landmark,x,y\na.png,0\n")
-    assert main(["search", "--config", str(path), "--out", str(tmp_path / "out")]) == 2
+    assert main(["search", "--config", str(path), "--out", str(out)]) == 2
     assert "landmarks.csv:2" in capsys.readouterr().err
+    assert started == [], started
+    assert not out.exists(), sorted(str(p.relative_to(out)) for p in out.rglob("*"))  # no experiment, trial or records
     path.write_text("name: x\nexperiment:\n  trian: {}\n")
+    monkeypatch.chdir(tmp_path)  # the default --out (results/) is relative
     assert main(["search", "--config", str(path)]) == 2
     err = capsys.readouterr().err
     assert "experiment.trian: unknown key" in err and str(path) in err
+    assert started == [] and not (tmp_path / "results").exists()
 
 
 def test_fault_config_is_typed_and_old_keys_point_to_new_blocks(tmp_path):

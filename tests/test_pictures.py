@@ -1,5 +1,6 @@
 """Analysis pictures from plain arrays: overlays, per-landmark table, CED, covariance ellipses."""
 
+import cv2
 import numpy as np
 import pandas as pd
 
@@ -36,12 +37,41 @@ def test_table_ced_and_best_median_worst(tmp_path):
     assert per_image[bmw["best"]] == per_image.min() and per_image[bmw["worst"]] == per_image.max()
 
 
+def _panels_in_png(png: np.ndarray, grey: int) -> list[tuple[int, int, int, int]]:
+    """(x, y, w, h) of each shown image in a saved figure: the connected areas of the images'
+    uniform grey, row by row, left to right."""
+    mask = (np.abs(png.astype(int) - grey).max(axis=2) <= 3).astype(np.uint8)
+    _, _, stats, _ = cv2.connectedComponentsWithStats(mask)
+    boxes = [tuple(int(v) for v in s[:4]) for s in stats[1:] if s[4] > 2000]
+    return sorted(boxes, key=lambda b: (round(b[1] / 20), b[0]))
+
+
 def test_overlay_grid_and_covariance_plot(tmp_path):
-    img = np.full((50, 40), 80, np.uint8)
-    panel = {"image": img, "pred": np.array([[10.0, 10.0], [20, 30]]), "gt": np.array([[11.0, 9.0], [21, 31]]),
-             "title": "best"}
-    p = pictures.overlay_grid([[panel, panel, panel], [panel]], tmp_path / "grid.png", ["fixed", "learned"], ["a", "b"])
-    assert p.stat().st_size > 1000
+    """The grid shows each panel's points where they are: read back from the PNG, every landmark's
+    colour sits at that panel's prediction, and nowhere else in the panel (the same landmark is
+    elsewhere in the next panel, so a flipped, transposed or shared overlay fails)."""
+    h, w, grey = 50, 40, 80
+    img = np.full((h, w), grey, np.uint8)
+    preds = [np.array([[10.0, 10.0], [20.0, 30.0]]), np.array([[30.0, 40.0], [8.0, 20.0]]),
+             np.array([[25.0, 12.0], [12.0, 38.0]])]
+    panels = [{"image": img, "pred": pr, "gt": pr + [1.0, -1.0], "title": f"p{i}"} for i, pr in enumerate(preds)]
+    p = pictures.overlay_grid([panels[:2], panels[2:]], tmp_path / "grid.png", ["fixed", "learned"], ["a", "b"])
+    png = cv2.imread(str(p))
+    boxes = _panels_in_png(png, grey)
+    assert len(boxes) == 3, boxes
+    colours = landmark_colors(2)
+    for (bx, by, bw, bh), pred in zip(boxes, preds, strict=True):
+        assert abs(bh / bw - h / w) < 0.03, (bw, bh)  # the whole image is shown, unstretched
+        scale = bw / w
+        for k, c in enumerate(colours):
+            want = np.array([bx + (pred[k, 0] + 0.5) * scale, by + (pred[k, 1] + 0.5) * scale])
+            near_c = np.abs(png[by:by + bh, bx:bx + bw].astype(int) - np.array(c)).max(axis=2) <= 25
+            ys, xs = np.nonzero(near_c)
+            assert len(xs) >= 5, f"landmark {k}: its colour is missing from the panel at {pred[k]}"
+            got = np.stack([xs + bx, ys + by], axis=1)
+            dist = np.linalg.norm(got - want, axis=1) / scale  # in image pixels
+            assert dist.max() < 2.5, f"landmark {k}: colour {dist.max():.1f} px away from its point {pred[k]}"
+            assert np.linalg.norm(got.mean(axis=0) - want) / scale < 0.6, (k, got.mean(axis=0), want)
     cov = np.tile(np.array([[3.0, 2.0, 0.3], [2.0, 2.0, 0.0]]), (4, 1, 1))
     assert pictures.sigma_covariances({"trial 1": cov}, tmp_path / "cov.png", ["a", "b"]).stat().st_size > 1000
     assert pictures.overlay_grid([], tmp_path / "none.png") is None
