@@ -6,6 +6,7 @@ Every YAML config maps onto these dataclasses; an unknown key or a wrong type is
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import types
 import typing
@@ -175,18 +176,21 @@ class ResourcesConfig:
 class SchedulerConfig:
     """Tune trial scheduler."""
 
-    name: Literal["none", "asha", "pbt"] = "none"  # none: every trial runs its full budget
+    # none: every trial runs its full budget; pbt: population based training (random explore);
+    # pb2: PBT whose explore step is a GP bandit within the same ranges (Parker-Holder et al. 2020)
+    name: Literal["none", "asha", "pbt", "pb2"] = "none"
     grace_period: int = 3  # asha: epochs before a trial may be cut
     reduction_factor: int = 2  # asha: keep 1/reduction_factor per rung
-    perturbation_interval: int = 4  # pbt: epochs between exploit/explore steps
+    perturbation_interval: int = 4  # pbt, pb2: epochs between exploit/explore steps
     pbt_synch: bool = True
-    """pbt: synchronous PBT (Jaderberg et al. 2017, A.1): rank the population only when every live
+    """pbt, pb2: synchronous PBT (Jaderberg et al. 2017, A.1): rank the population only when every live
     trial reached the same epoch. Asynchronous PBT ranks a trial against the others' older scores,
     so trials that take turns on the cluster, or report in lockstep, are rarely exploited."""
-    pbt_mutate: Literal["lr", "sigma"] = "lr"  # pbt mutates train.lr, or sigma (a global scale and per-landmark factors)
-    lr_range: tuple[float, float] = (5e-4, 5e-3)  # pbt mutates train.lr in this range
-    sigma_scale_range: tuple[float, float] = (0.5, 2.0)  # pbt sigma: global factor on sigma.init
-    sigma_factor_range: tuple[float, float] = (0.7, 1.4)  # pbt sigma: per-landmark factor
+    # pbt, pb2 mutate train.lr, or sigma (a global scale and one factor per landmark of the data)
+    pbt_mutate: Literal["lr", "sigma"] = "lr"
+    lr_range: tuple[float, float] = (5e-4, 5e-3)  # pbt, pb2 mutate train.lr in this range
+    sigma_scale_range: tuple[float, float] = (0.5, 2.0)  # pbt, pb2 sigma: global factor on sigma.init (or per_landmark)
+    sigma_factor_range: tuple[float, float] = (0.7, 1.4)  # pbt, pb2 sigma: per-landmark factor
 
 
 @dataclass
@@ -220,13 +224,63 @@ class SimulationConfig:
 
 
 @dataclass
+class RLControlOverrides:
+    """A variant's overrides of sigma.rl: a key left out (null) keeps experiment.sigma.rl's value."""
+
+    server_name: str | None = None  # overrides sigma.rl.server_name
+    step_factor: float | None = None  # overrides sigma.rl.step_factor
+    decision_interval: int | None = None  # overrides sigma.rl.decision_interval
+    timeout_s: float | None = None  # overrides sigma.rl.timeout_s
+    allow_stop: bool | None = None  # overrides sigma.rl.allow_stop
+    min_progress_to_stop: float | None = None  # overrides sigma.rl.min_progress_to_stop
+    epoch_cost: float | None = None  # overrides sigma.rl.epoch_cost
+    reward_scale: float | None = None  # overrides sigma.rl.reward_scale
+    reference: list[float] | None = None  # overrides sigma.rl.reference
+
+    def apply_to(self, base: RLControlConfig) -> RLControlConfig:
+        return _overridden(base, self)
+
+
+@dataclass
+class SigmaOverrides:
+    """A variant's overrides of experiment.sigma (its method is the variant's own `method`):
+    a key left out (null) keeps the experiment's value; an unknown key is an error."""
+
+    init: float | None = None  # overrides sigma.init
+    per_landmark: list[float] | None = None  # overrides sigma.per_landmark (one value per landmark)
+    min: float | None = None  # overrides sigma.min
+    max: float | None = None  # overrides sigma.max
+    learned_lr: float | None = None  # overrides sigma.learned_lr
+    learned_reg: float | None = None  # overrides sigma.learned_reg
+    adaloss_window: int | None = None  # overrides sigma.adaloss_window
+    adaloss_shrink: float | None = None  # overrides sigma.adaloss_shrink
+    schedule_start: float | None = None  # overrides sigma.schedule_start
+    schedule_end: float | None = None  # overrides sigma.schedule_end
+    schedule_shape: Literal["linear", "cosine", "geometric"] | None = None  # overrides sigma.schedule_shape
+    rl: RLControlOverrides = field(default_factory=RLControlOverrides)  # overrides of sigma.rl
+
+    def apply_to(self, base: SigmaConfig) -> SigmaConfig:
+        """`base` with these overrides (a new SigmaConfig; `base` is left as it is)."""
+        out = _overridden(base, self, skip=("rl",))
+        out.rl = self.rl.apply_to(base.rl)
+        return out
+
+
+def _overridden(base: Any, over: Any, skip: tuple[str, ...] = ()) -> Any:
+    """A copy of `base` with every field of `over` that is not None (fields named alike)."""
+    changes = {f.name: copy.deepcopy(getattr(over, f.name)) for f in dataclasses.fields(over)
+               if f.name not in skip and getattr(over, f.name) is not None}
+    return dataclasses.replace(copy.deepcopy(base), **changes)
+
+
+@dataclass
 class VariantConfig:
     """A named method setting run for every seed, beside the `methods` grid (e.g. the
     per_landmark_static baseline: method fixed with sigma.per_landmark set)."""
 
     name: str = "variant"  # its label in records and reports
     method: Method = "fixed"  # its sigma controller
-    sigma: dict[str, Any] = field(default_factory=dict)  # overrides of experiment.sigma for this variant
+    sigma: SigmaOverrides = field(default_factory=SigmaOverrides)  # overrides of experiment.sigma for this variant
     replicas: int = 1  # trials per seed (rl: several clients of the one policy)
 
 

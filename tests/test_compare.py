@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from fault_checks import assert_pbt_sigma_follows_config
 
 from distlmk import schema as S
 from distlmk.analysis.comparison import paired_delta, per_image_errors
@@ -119,21 +120,3 @@ def test_small_real_network_compare_end_to_end(ray_session, cache_dir, tmp_path)
     for f in ("comparison.md", "learning_curve.png", "heldout_deltas.png", "cost.png", "rl_sigma.png",
               "ced_test.png", "overlays_test.png", "per_landmark_test.csv"):
         assert (root / f).is_file(), f
-
-
-def assert_pbt_sigma_follows_config(exp, base: float, lo: float, hi: float) -> None:
-    """Every epoch of a PBT member trained with the sigma its config of that epoch names (Tune's
-    result.json): base x scale x landmark factor, clipped, before and after an exploit."""
-    from fault_checks import trial_dirs
-
-    rec = pd.read_parquet(exp / "records.parquet").set_index([S.TRIAL_ID, S.ITERATION])
-    checked = 0
-    for tid, d in trial_dirs(exp).items():
-        for line in (d / "result.json").read_text().splitlines():
-            r = json.loads(line)
-            cfg, used = r["config"], rec.loc[(tid, r["training_iteration"]), S.SIGMA_USED]
-            factors = np.array([cfg[f"sigma_factor_{k}"] for k in range(len(used))])
-            np.testing.assert_allclose(used, np.clip(base * cfg["sigma_scale"] * factors, lo, hi), rtol=1e-5)
-            checked += bool(cfg.get("pbt"))
-    assert checked > 0, "no exploited epoch was compared"
-

@@ -33,7 +33,7 @@ from pathlib import Path
 import pandas as pd
 
 from distlmk import schema as S
-from distlmk.config import CompareConfig, SearchConfig, VariantConfig, to_dict
+from distlmk.config import CompareConfig, RLControlOverrides, SearchConfig, SigmaOverrides, VariantConfig, to_dict
 from distlmk.population.selection import best_by_val, per_landmark_choice
 
 log = logging.getLogger("distlmk.compare")
@@ -107,9 +107,9 @@ class Comparison:
     # --- the three stages -----------------------------------------------------------
     def grid(self) -> dict:
         c = self.cfg
-        variants = [VariantConfig(fixed_name(s), "fixed", {"init": s}) for s in c.grid_sigmas]
-        variants += [VariantConfig(schedule_name(p), "schedule", {"schedule_start": p.start, "schedule_end": p.end,
-                                                                  "schedule_shape": p.shape}) for p in c.schedules]
+        variants = [VariantConfig(fixed_name(s), "fixed", SigmaOverrides(init=s)) for s in c.grid_sigmas]
+        variants += [VariantConfig(schedule_name(p), "schedule", SigmaOverrides(
+            schedule_start=p.start, schedule_end=p.end, schedule_shape=p.shape)) for p in c.schedules]
         stage = self.run_stage("grid", variants, c.train_seeds, evaluate_test=False)
         sigma_of = {fixed_name(s): s for s in c.grid_sigmas}
         best_fixed = best_by_val(stage.summary, list(sigma_of))
@@ -121,11 +121,10 @@ class Comparison:
                 "trial_epochs": _trial_epochs(stage.summary)}
 
     def rl_variant(self, choice: dict, name: str = "rl", replicas: int = 1, allow_stop: bool | None = None):
-        rl = {"reference": choice["per_landmark_sigma"]}
-        if allow_stop is not None:
-            rl["allow_stop"] = allow_stop
-        start = choice["per_landmark_sigma"] if self.cfg.rl_start == "reference" else []
-        return VariantConfig(name, "rl", {"init": choice["best_fixed_sigma"], "per_landmark": start, "rl": rl}, replicas)
+        rl = RLControlOverrides(reference=list(choice["per_landmark_sigma"]), allow_stop=allow_stop)
+        start = list(choice["per_landmark_sigma"]) if self.cfg.rl_start == "reference" else []
+        return VariantConfig(name, "rl", SigmaOverrides(init=choice["best_fixed_sigma"], per_landmark=start, rl=rl),
+                             replicas)
 
     def generations(self, choice: dict, prefix: str, warm_start: bool) -> tuple[list[dict], str]:
         """Train the policy on successive waves of rl trials; returns (learning curve, final policy)."""
@@ -150,10 +149,10 @@ class Comparison:
         c = self.cfg
         spec = choice["schedule_spec"]
         variants = [
-            VariantConfig("best_fixed_by_val", "fixed", {"init": choice["best_fixed_sigma"]}),
-            VariantConfig("per_landmark_static", "fixed", {"per_landmark": choice["per_landmark_sigma"]}),
-            VariantConfig("schedule", "schedule", {"schedule_start": spec["start"], "schedule_end": spec["end"],
-                                                   "schedule_shape": spec["shape"]}),
+            VariantConfig("best_fixed_by_val", "fixed", SigmaOverrides(init=choice["best_fixed_sigma"])),
+            VariantConfig("per_landmark_static", "fixed", SigmaOverrides(per_landmark=list(choice["per_landmark_sigma"]))),
+            VariantConfig("schedule", "schedule", SigmaOverrides(
+                schedule_start=spec["start"], schedule_end=spec["end"], schedule_shape=spec["shape"])),
         ]
         variants += [VariantConfig(b, b) for b in c.baselines if b in ("learned", "learned_anisotropic", "adaloss")]
         final = policies["rl"]
@@ -167,7 +166,7 @@ class Comparison:
                            evaluate_test=True, policy_checkpoint=policies["rl_cold"], freeze=True)
         if "pbt" in c.baselines:
             for seed in c.heldout_seeds:  # PBT copies weights between members: one population per seed
-                self.run_stage(f"pbt_s{seed}", [VariantConfig("pbt", "fixed", {"init": choice["best_fixed_sigma"]},
+                self.run_stage(f"pbt_s{seed}", [VariantConfig("pbt", "fixed", SigmaOverrides(init=choice["best_fixed_sigma"]),
                                                               c.pbt_population)],
                                [seed], evaluate_test=True,
                                scheduler={"name": "pbt", "pbt_mutate": "sigma",
