@@ -1,6 +1,6 @@
 """One plan per trial, made before Ray starts: typed variant overrides, config errors that exit 2
 without starting Ray, Tune's mutations applied once (fresh start and restore alike), PBT/PB2 on
-sigma sized by the loaded data."""
+sigma sized by the loaded data, and a search whose trials all fail before their first result."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import yaml
 from fault_checks import assert_pbt_sigma_follows_config
 
 from distlmk import schema as S
-from distlmk.cli import EXIT_BAD_INPUT, main, search
+from distlmk.cli import EXIT_BAD_INPUT, EXIT_TRIALS_FAILED, main, search
 from distlmk.config import ConfigError, FaultConfig, SearchConfig, SigmaConfig, SigmaOverrides, from_dict, load_yaml
 from distlmk.population import search as search_module
 from distlmk.population import trainable
@@ -215,3 +215,19 @@ def test_pb2_population_on_sigma_runs_and_records_its_configured_sigma(ray_sessi
     exploited = rec[rec["pbt/donor"].notna()]
     assert len(exploited) and (exploited["pbt/donor"] != exploited[S.TRIAL_ID]).all()
     assert len((exp / "pbt_global.txt").read_text().splitlines()) == 1  # none at the last epoch (4)
+
+
+# --- a search whose every trial fails before its first result -----------------------------------
+
+
+def test_search_whose_trials_all_fail_before_a_result_reports_and_exits_3(ray_session, tmp_path, capsys):
+    path = write_yaml(tmp_path / "fail.yaml", sim_cfg(
+        "allfail", fixed_sigmas=[2.0, 3.0], max_failures=0, faults={"inject": [{"kind": "nan", "epoch": 1}]}))
+    assert main(["search", "--config", str(path), "--out", str(tmp_path / "out"), "--quiet"]) == EXIT_TRIALS_FAILED
+    err = capsys.readouterr().err
+    assert "2 of 2 trials ended in error" in err and "Traceback" not in err.split("error: 2 of 2")[-1]
+    exp = tmp_path / "out" / "allfail"
+    report = (exp / "report.md").read_text()
+    assert "## Failed trials" in report and report.count("NonFiniteLossError") + report.count("non-finite") >= 2
+    summary = pd.read_parquet(exp / "summary.parquet")
+    assert len(summary) == 2 and set(summary["status"]) == {"error"}
