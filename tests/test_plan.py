@@ -4,6 +4,7 @@ sigma sized by the loaded data, and a search whose trials all fail before their 
 
 from __future__ import annotations
 
+import json
 import shutil
 import types
 
@@ -181,7 +182,7 @@ def test_pbt_on_sigma_sizes_its_space_from_a_7_landmark_folder_dataset(ray_sessi
             "data": {"format": "folder", "root": str(data), "input_size": [48, 40], "val_fraction": 0.3,
                      "augment": {"enabled": False}},
             "model": {"base_channels": 4, "depth": 2},
-            "train": {"epochs": 3, "batch_size": 8, "evaluate_test": False},
+            "train": {"epochs": 2, "batch_size": 8, "evaluate_test": False},
         },
         "scheduler": {"name": "pbt", "pbt_mutate": "sigma", "perturbation_interval": 1},
         "resources": {"cpu": 1},
@@ -191,7 +192,10 @@ def test_pbt_on_sigma_sizes_its_space_from_a_7_landmark_folder_dataset(ray_sessi
     assert len(summary) == 2 and set(summary["status"]) == {"completed"}
     rec = pd.read_parquet(exp / "records.parquet")
     assert {len(v) for v in rec[S.SIGMA_USED]} == {7}
-    assert_pbt_sigma_follows_config(exp)
+    assert_pbt_sigma_follows_config(exp)  # including the exploit at epoch 1
+    params = [json.loads(f.read_text()) for f in exp.glob("*/params.json")]
+    assert len(params) == 2 and all(  # the space has one factor per landmark of the data, no more
+        {k for k in p if k.startswith("sigma_factor_")} == {f"sigma_factor_{k}" for k in range(7)} for p in params)
 
 
 def test_pb2_population_on_sigma_runs_and_records_its_configured_sigma(ray_session, tmp_path):
