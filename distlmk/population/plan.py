@@ -17,9 +17,7 @@ import dataclasses
 import typing
 from dataclasses import dataclass
 
-from distlmk.config import ConfigError, ExperimentConfig, SearchConfig, SigmaConfig, from_dict, to_dict
-
-PBT_SCHEDULERS = ("pbt", "pb2")  # schedulers that copy checkpoints and configs between trials
+from distlmk.config import ConfigError, ExperimentConfig, SearchConfig, SigmaConfig, from_dict, to_dict, validate_search
 
 
 @dataclass(frozen=True)
@@ -61,21 +59,7 @@ def _require_every_key(cls: type, d: dict, where: str) -> None:
             _require_every_key(hints[f.name], d[f.name], f"{where}.{f.name}")
 
 
-# --- checks of the search as a whole (cross-field rules) ------------------------------------
-
-
-def validate(cfg: SearchConfig) -> None:
-    """What a search config must satisfy beyond its types (nothing here needs the data)."""
-    if not (cfg.methods or cfg.variants) or not cfg.seeds:
-        raise ConfigError("methods (or variants) and seeds must not be empty")
-    name = cfg.scheduler.name
-    if name in PBT_SCHEDULERS and len(set(cfg.methods) | {v.method for v in cfg.variants}) > 1:
-        raise ConfigError(
-            f"scheduler.name: {name} copies checkpoints and configs between trials, which would mix methods; "
-            f"use {name} with a single method, or asha/none to compare methods"
-        )
-    if "fixed" in cfg.methods and not cfg.fixed_sigmas:
-        raise ConfigError("fixed_sigmas: give at least one sigma for the fixed method")
+# --- the search as a whole (its cross-field rules: distlmk.config.validate_search) -------------
 
 
 def uses_policy(cfg: SearchConfig) -> bool:
@@ -101,7 +85,7 @@ def plan_trials(cfg: SearchConfig, num_landmarks: int) -> list[TrialPlan]:
     """Every trial of the search, in order: per seed, the `methods` grid (fixed: one trial per
     fixed sigma; rl: `rl_trials_per_seed` replicas), then the named variants. The same seeds and
     budget for all. Raises `ConfigError` (naming the key) on any config error."""
-    validate(cfg)
+    validate_search(cfg)
     base = copy.deepcopy(cfg.experiment)
     base.sigma.rl.server_name = policy_server_name(cfg)
     if cfg.methods:

@@ -20,16 +20,15 @@ from ray import tune
 
 from distlmk import schema as S
 from distlmk.atomic import atomic_write_json
-from distlmk.config import SearchConfig, to_dict
+from distlmk.config import SearchConfig, to_dict, validate_search
+from distlmk.config.load import PBT_SCHEDULERS
 from distlmk.population.localray import init_ray
 from distlmk.population.plan import (
-    PBT_SCHEDULERS,
     TrialPlan,
     fit_to_resources,
     plan_trials,
     policy_server_name,
     uses_policy,
-    validate,
 )
 from distlmk.population.records import RecordsCallback
 from distlmk.population.spec import RunSpec
@@ -218,7 +217,7 @@ def validate_data(cfg: SearchConfig) -> list[str] | None:
 def plan_search(cfg: SearchConfig) -> tuple[list[TrialPlan], list[str] | None]:
     """Every trial's plan, from the config and the loaded data (before Ray starts); the landmark names.
     Simulated trials load no data: their landmark count is data.num_landmarks."""
-    validate(cfg)
+    validate_search(cfg)  # the config's own rules first: no data loaded for a config that is wrong anyway
     names = validate_data(cfg)
     return plan_trials(cfg, len(names) if names is not None else cfg.experiment.data.num_landmarks), names
 
