@@ -235,3 +235,5 @@ def test_search_whose_trials_all_fail_before_a_result_reports_and_exits_3(ray_se
     assert "## Failed trials" in report and report.count("NonFiniteLossError") + report.count("non-finite") >= 2
     summary = pd.read_parquet(exp / "summary.parquet")
     assert len(summary) == 2 and set(summary["status"]) == {"error"}
+    assert main(["analyze", str(exp)]) == 0  # and `distlmk analyze` reads such a folder too
+    assert (exp / "analysis" / "report.md").read_text().count("- failed trial") == 2
