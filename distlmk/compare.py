@@ -34,7 +34,7 @@ import pandas as pd
 
 from distlmk import schema as S
 from distlmk.analysis.comparison import CompareRun, write_comparison
-from distlmk.config import CompareConfig, SearchConfig, VariantConfig, to_dict
+from distlmk.config import CompareConfig, RLControlOverrides, SearchConfig, SigmaOverrides, VariantConfig, to_dict
 from distlmk.population.selection import best_by_val, per_landmark_choice
 from distlmk.runner import search
 from distlmk.stages import SINGLE_ROLES, Role, StageKind, StageSpec, fixed_variant
@@ -64,9 +64,10 @@ def random_sigmas(members: int, num_landmarks: int, lo: float, hi: float, seed) 
     return np.exp(np.log(lo) + u * (np.log(hi) - np.log(lo)))
 
 
-def _members(name: str, method: str, sigmas: np.ndarray, draw: int, extra: dict | None = None) -> list[VariantConfig]:
-    return [VariantConfig(str(name), method, {"per_landmark": [round(float(x), 4) for x in row], **(extra or {})},
-                          seeds=[draw]) for row in sigmas]
+def _members(name: str, method: str, sigmas: np.ndarray, draw: int, **overrides) -> list[VariantConfig]:
+    """One variant per member of a population on `draw`, each starting at its own sigma vector."""
+    return [VariantConfig(str(name), method, SigmaOverrides(per_landmark=[round(float(x), 4) for x in row],
+                                                            **overrides), seeds=[draw]) for row in sigmas]
 
 
 class Arena:
@@ -152,7 +153,7 @@ class Arena:
     # --- (b) every method on the held-out draws ---------------------------------------------
     def grid_variants(self) -> StageResult:
         c, n, L = self.cfg, self.cfg.population_size, self.num_landmarks
-        variants = [VariantConfig(fixed_variant(s), "fixed", {"init": s}) for s in c.grid_sigmas]
+        variants = [VariantConfig(fixed_variant(s), "fixed", SigmaOverrides(init=s)) for s in c.grid_sigmas]
         roles = (Role.BEST_FIXED,)
         if "random" in c.baselines:
             roles += (Role.RANDOM,)
@@ -175,10 +176,10 @@ class Arena:
 
     def retrain(self, choices: dict[int, dict]) -> None:
         c = self.cfg
-        variants = [VariantConfig(str(Role.PER_LANDMARK_STATIC), "fixed", {"per_landmark": ch["per_landmark_sigma"]},
+        variants = [VariantConfig(str(Role.PER_LANDMARK_STATIC), "fixed", SigmaOverrides(per_landmark=ch["per_landmark_sigma"]),
                                   seeds=[d]) for d, ch in choices.items()]
         singles = tuple(r for r in SINGLE_ROLES if r in c.baselines)
-        variants += [VariantConfig(r, str(r)) for r in singles]
+        variants += [VariantConfig(str(r), str(r)) for r in singles]
         self.run_stage(StageSpec("retrain", StageKind.RETRAIN, tuple(c.heldout_draws),
                                  (Role.PER_LANDMARK_STATIC, *singles)), variants)
 
@@ -191,7 +192,7 @@ class Arena:
             for role in (Role.PBT, Role.PB2):
                 if role in c.baselines:
                     self.run_stage(StageSpec(f"{role}_d{d}", StageKind.POPULATION, (d,), (role,)),
-                                   [VariantConfig(str(role), "fixed", {"init": mid}, replicas=n, seeds=[d])],
+                                   [VariantConfig(str(role), "fixed", SigmaOverrides(init=mid), replicas=n, seeds=[d])],
                                    scheduler={"name": str(role), "pbt_mutate": "sigma",
                                               "perturbation_interval": c.perturbation_interval})
             if Role.LANDMARK_PBT in c.baselines:
@@ -199,7 +200,7 @@ class Arena:
                                _members(Role.LANDMARK_PBT, "landmark_pbt", design, d), freeze=True)
             if policy:
                 self.run_stage(StageSpec(f"rl_d{d}", StageKind.POPULATION, (d,), (Role.RL,)),
-                               _members(Role.RL, "rl", design, d, {"rl": {"allow_stop": False}}),
+                               _members(Role.RL, "rl", design, d, rl=RLControlOverrides(allow_stop=False)),
                                policy_checkpoint=policy, freeze=True)
 
     def run(self) -> CompareRun:

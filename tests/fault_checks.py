@@ -96,3 +96,24 @@ def assert_pbt_identity(exp: Path, launched_seeds: list[int]) -> pd.DataFrame:
     assert (exploited["pbt/donor"] != exploited[S.TRIAL_ID]).all()
     assert (exploited["pbt/exploits"] >= 1).all()
     return rec
+
+
+def assert_pbt_sigma_follows_config(exp: Path, base: float | None = None, lo: float | None = None,
+                                    hi: float | None = None) -> None:
+    """Every epoch of a PBT/PB2 member trained with the sigma its config of that epoch names (Tune's
+    result.json): base x scale x landmark factor, clipped to [lo, hi], before and after an exploit.
+    base, lo, hi default to the trial's own plan (sigma.per_landmark or init; sigma.min, sigma.max)."""
+    rec = pd.read_parquet(exp / S.RECORDS_FILE).set_index([S.TRIAL_ID, S.ITERATION])
+    checked = 0
+    for tid, d in trial_dirs(exp).items():
+        for line in (d / "result.json").read_text().splitlines():
+            r = json.loads(line)
+            cfg, used = r["config"], rec.loc[(tid, r["training_iteration"]), S.SIGMA_USED]
+            sigma = cfg["trial"]["experiment"]["sigma"]
+            b = np.asarray(sigma["per_landmark"] or sigma["init"]) if base is None else base
+            factors = np.array([cfg[f"sigma_factor_{k}"] for k in range(len(used))])
+            want = np.clip(b * cfg["sigma_scale"] * factors, sigma["min"] if lo is None else lo,
+                           sigma["max"] if hi is None else hi)
+            np.testing.assert_allclose(used, want, rtol=1e-5)
+            checked += bool(cfg.get("pbt"))
+    assert checked > 0, "no exploited epoch was compared"

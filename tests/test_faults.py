@@ -24,7 +24,7 @@ from fault_checks import assert_records_match_checkpoints, error_texts, restores
 from distlmk import schema as S
 from distlmk.cli import EXIT_TRIALS_FAILED, main
 from distlmk.config import SearchConfig, from_dict, to_dict
-from distlmk.population.search import policy_server_name
+from distlmk.population.plan import policy_server_name
 from distlmk.runner import search
 
 

@@ -9,7 +9,7 @@ from fault_checks import assert_pbt_identity, assert_records_match_checkpoints, 
 
 from distlmk import schema as S
 from distlmk.config import SearchConfig, from_dict
-from distlmk.population.search import trial_list
+from distlmk.population.plan import plan_trials
 from distlmk.runner import search
 
 
@@ -37,9 +37,9 @@ def sim_search(tmp_path, name, **over):
     return from_dict(SearchConfig, cfg, "test")
 
 
-def test_trial_list_is_fair():
+def test_plan_is_fair():
     cfg = sim_search(None, "x")
-    trials = trial_list(cfg)
+    trials = plan_trials(cfg, 6)
     assert len(trials) == 2 * (2 + 1 + 1 + 2)
     for seed in (0, 1):
         assert {t.variant for t in trials if t.seed == seed} == {

@@ -10,7 +10,7 @@ import pytest
 
 from distlmk.cli import main
 from distlmk.config import SearchConfig, from_dict
-from distlmk.population.search import trial_list
+from distlmk.population.plan import plan_trials
 from distlmk.runner import search
 
 
@@ -31,7 +31,7 @@ def population(ray_session, tmp_path_factory, cache_dir):
         },
         "resources": {"cpu": 1},
     }, "test")
-    assert {t.variant for t in trial_list(cfg)} == {"fixed σ=2", "learned_anisotropic"}
+    assert {t.variant for t in plan_trials(cfg, 19)} == {"fixed σ=2", "learned_anisotropic"}
     return search(cfg, out_dir=str(tmp), quiet=True).exp_dir  # the population's experiment folder
 
 

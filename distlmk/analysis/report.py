@@ -63,6 +63,11 @@ def analyze(exp_dir: str | Path) -> Path:
     names = None
     if (exp_dir / "landmark_names.json").is_file():
         names = _read_json(exp_dir / "landmark_names.json")
+    if records.empty:  # every trial failed before its first result: the status lines are the report
+        lines = _status_lines(exp_dir, summary, info, cfg)
+        lines += ["", "## Method comparison", "", method_table(summary), ""]
+        summary.to_csv(out / "summary.csv", index=False)
+        return atomic_write_text(out / "report.md", "\n".join(lines))
     figs = {
         "Learning curves": plots.learning_curves(records, out / "learning_curves.png"),
         "Sigma trajectories (rl trials)": plots.sigma_trajectories(
@@ -83,6 +88,29 @@ def analyze(exp_dir: str | Path) -> Path:
     scaling = exp_dir / "scaling.parquet"
     if scaling.is_file():
         figs["Scaling"] = plots.scaling_curves(pd.read_parquet(scaling), out / "scaling.png")
+    lines = _status_lines(exp_dir, summary, info, cfg)
+    lines += ["", "## Method comparison", "", method_table(summary), ""]
+    lines += pred_lines
+    for title, path in figs.items():
+        if path is not None:
+            lines += [f"## {title}", "", f"![{title}]({path.name})", ""]
+    check = tune_result_check(exp_dir, records)
+    if not check.empty:
+        lost = check[check["tune_iterations"] < check["records_iterations"]]
+        lines += [
+            "## Tune's files vs distlmk's records",
+            "",
+            f"{len(check)} trial result files; {len(lost)} with fewer iterations than distlmk's records "
+            "(distlmk's records.parquet is the reference).",
+            "",
+        ]
+    summary.to_csv(out / "summary.csv", index=False)
+    report = atomic_write_text(out / "report.md", "\n".join(lines))
+    return report
+
+
+def _status_lines(exp_dir: Path, summary: pd.DataFrame, info: dict, cfg: dict) -> list[str]:
+    """The report's head: finished or not, trials by status, failures, the central policy."""
     status = summary["status"].value_counts().to_dict() if "status" in summary else {}
     lines = [f"# Analysis: {exp_dir.name}", ""]
     state = "finished" if info else "still running or interrupted (no run_info.json yet)"
@@ -105,21 +133,4 @@ def analyze(exp_dir: str | Path) -> Path:
         )
     elif cfg.get("policy", {}).get("checkpoint"):
         lines.append(f"Central policy started from {cfg['policy']['checkpoint']}.")
-    lines += ["", "## Method comparison", "", method_table(summary), ""]
-    lines += pred_lines
-    for title, path in figs.items():
-        if path is not None:
-            lines += [f"## {title}", "", f"![{title}]({path.name})", ""]
-    check = tune_result_check(exp_dir, records)
-    if not check.empty:
-        lost = check[check["tune_iterations"] < check["records_iterations"]]
-        lines += [
-            "## Tune's files vs distlmk's records",
-            "",
-            f"{len(check)} trial result files; {len(lost)} with fewer iterations than distlmk's records "
-            "(distlmk's records.parquet is the reference).",
-            "",
-        ]
-    summary.to_csv(out / "summary.csv", index=False)
-    report = atomic_write_text(out / "report.md", "\n".join(lines))
-    return report
+    return lines

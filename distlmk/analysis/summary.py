@@ -41,7 +41,8 @@ def summarize_trials(
     err = dict(zip(errors.loc[ended == "error", "trial_id"], errors.loc[ended == "error", "error"], strict=True))
     terminated = set(errors.loc[ended == "terminated", "trial_id"])
     splits = S.test_splits(records.columns)
-    for tid, g in records.sort_values(S.ITERATION).groupby(S.TRIAL_ID, sort=True):
+    reported = records.sort_values(S.ITERATION).groupby(S.TRIAL_ID, sort=True) if len(records) else []
+    for tid, g in reported:  # no records at all: every trial failed before its first result
         last = g.iloc[-1]
         has_test = any(pd.notna(last.get(S.test_key(s, "mre_mm"))) for s in splits)
         stopped = bool(g[S.RL_STOPPED].fillna(False).any())
@@ -105,6 +106,8 @@ def method_table(summary: pd.DataFrame) -> str:
         head += [f"{split} MRE (mm)"] + [f"{split} SDR {t:g} mm (%)" for t in S.SDR_THRESHOLDS_MM]
     head += ["epochs used", "trial-epochs", "compute (cpu·s)", "total reward"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    if S.METHOD not in summary:  # no trial reported a result (each failed before its first epoch ended)
+        return "\n".join(lines)
     ok = summary[summary["status"].isin(FINISHED)] if "status" in summary else summary
     for (method, variant), g in summary.dropna(subset=[S.METHOD]).groupby([S.METHOD, S.VARIANT], sort=True):
         d = ok[(ok[S.METHOD] == method) & (ok[S.VARIANT] == variant)]

@@ -91,5 +91,16 @@ class SigmaController:
     def load_state_dict(self, state: dict) -> None:
         self._sigma = np.asarray(state["sigma"], dtype=np.float64)
 
+    def set_sigma(self, values) -> None:
+        """Replace the per-landmark sigmas [L] (heatmap pixels), e.g. a PBT member's own mutated
+        sigma after it took a donor's checkpoint; the controller carries on from there."""
+        values = np.asarray(values, dtype=np.float64)
+        if values.shape != (self.num_landmarks,):
+            raise ValueError(f"set_sigma: {values.size} values for {self.num_landmarks} landmarks")
+        self._apply_sigma(values)
+
+    def _apply_sigma(self, values: np.ndarray) -> None:
+        self._sigma = values.copy()
+
     def close(self, truncated: bool = True) -> None:
         """The trial is over (budget reached or stopped); release external state."""

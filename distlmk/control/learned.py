@@ -45,6 +45,10 @@ class LearnedSigma(SigmaController):
     def state_dict(self) -> dict:
         return {"log_sigma": self.log_sigma.detach().cpu().tolist()}
 
+    def _apply_sigma(self, values: np.ndarray) -> None:
+        with torch.no_grad():
+            self.log_sigma.copy_(torch.as_tensor(np.log(values), dtype=self.log_sigma.dtype))
+
     def load_state_dict(self, state: dict) -> None:
         with torch.no_grad():
             self.log_sigma.copy_(

@@ -76,6 +76,11 @@ class LearnedAnisotropicSigma(SigmaController):
             "angle": self.angle.detach().cpu().tolist(),
         }
 
+    def _apply_sigma(self, values: np.ndarray) -> None:
+        """Isotropic again: both axes at the given sigma."""
+        with torch.no_grad():
+            self.log_sigma_xy.copy_(torch.as_tensor(np.log(values), dtype=torch.float32)[:, None].expand(-1, 2))
+
     def load_state_dict(self, state: dict) -> None:
         with torch.no_grad():
             self.log_sigma_xy.copy_(torch.as_tensor(np.asarray(state["log_sigma_xy"]), dtype=torch.float32))

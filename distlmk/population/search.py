@@ -1,7 +1,7 @@
 """`distlmk search`: the population on Ray Tune with the central policy.
 
-`run_search` reads top to bottom as its steps: rotate the old experiment folder, validate
-the data, start Ray, start the policy, build (or restore) the Tuner, fit, save the policy,
+`run_search` reads top to bottom as its steps: plan every trial (the config checked, the data
+loaded for its landmark count; `population.plan`), rotate the old experiment folder, start Ray, start the policy, build (or restore) the Tuner, fit, save the policy,
 write run info, release the policy (also when a step fails). The report is analysis: the
 command layer (`distlmk.cli`) writes it from the files this leaves behind.
 """
@@ -21,10 +21,18 @@ from ray import tune
 
 from distlmk import schema as S
 from distlmk.atomic import atomic_write_json
-from distlmk.config import ConfigError, SearchConfig, to_dict
+from distlmk.config import SearchConfig, to_dict, validate_search
+from distlmk.config.load import PBT_SCHEDULERS
 from distlmk.population.localray import init_ray
+from distlmk.population.plan import (
+    TrialPlan,
+    fit_to_resources,
+    plan_trials,
+    policy_server_name,
+    uses_policy,
+)
 from distlmk.population.records import RecordsCallback
-from distlmk.population.spec import RunSpec, TrialSpec
+from distlmk.population.spec import RunSpec
 from distlmk.population.trainable import train_trial
 
 log = logging.getLogger("distlmk.search")
@@ -42,64 +50,18 @@ class SearchOutcome:
     elapsed_s: float
 
 
-# --- the trial grid -----------------------------------------------------------------------
+# --- schedulers ---------------------------------------------------------------------------
 
 
-def trial_list(cfg: SearchConfig) -> list[TrialSpec]:
-    """(method, seed, sigma) combinations, then the named variants: the same seeds and budget for all."""
-    trials: list[dict] = []
-    for seed in cfg.seeds:
-        for method in cfg.methods:
-            if method == "fixed":
-                trials += [{"method": "fixed", "seed": seed, "sigma_init": s, "variant": f"fixed σ={s:g}"}
-                           for s in cfg.fixed_sigmas]
-            elif method == "rl":
-                trials += [{"method": "rl", "seed": seed, "variant": "rl", "replica": r}
-                           for r in range(cfg.rl_trials_per_seed)]
-            else:
-                trials.append({"method": method, "seed": seed, "variant": method})
-        for v in cfg.variants:
-            if v.seeds is None or seed in v.seeds:
-                trials += [{"method": v.method, "seed": seed, "variant": v.name, "sigma": dict(v.sigma),
-                            "replica": r} for r in range(v.replicas)]
-    return [TrialSpec(index=i, **t) for i, t in enumerate(trials)]
-
-
-def validate(cfg: SearchConfig) -> None:
-    if not (cfg.methods or cfg.variants) or not cfg.seeds:
-        raise ConfigError("methods (or variants) and seeds must not be empty")
-    if cfg.scheduler.name == "pbt" and len(set(cfg.methods) | {v.method for v in cfg.variants}) > 1:
-        raise ConfigError(
-            "scheduler.name: pbt copies checkpoints and configs between trials, which would mix methods; "
-            "use pbt with a single method, or asha/none to compare methods"
-        )
-    for v in cfg.variants:
-        if v.seeds is not None and not set(v.seeds) <= set(cfg.seeds):
-            raise ConfigError(f"variants[{v.name}].seeds: {v.seeds} are not all among seeds {cfg.seeds}")
-    if cfg.seed_varies != "network" and cfg.experiment.data.format != "synthetic":
-        raise ConfigError(f"seed_varies: {cfg.seed_varies!r} draws new data per seed, which only the synthetic "
-                          f"format can do (data.format is {cfg.experiment.data.format!r}); use seed_varies: network")
-    if "fixed" in cfg.methods and not cfg.fixed_sigmas:
-        raise ConfigError("fixed_sigmas: give at least one sigma for the fixed method")
-
-
-def uses_policy(cfg: SearchConfig) -> bool:
-    """Whether any trial is an rl trial (then the central policy server runs)."""
-    return "rl" in cfg.methods or any(v.method == "rl" for v in cfg.variants)
-
-
-def policy_server_name(cfg: SearchConfig) -> str:
-    return f"{cfg.experiment.sigma.rl.server_name}:{cfg.name}"
-
-
-class IdentityKeepingPBT(tune.schedulers.PopulationBasedTraining):
-    """PBT whose exploit copies the donor's checkpoint and (mutated) lr, but not its identity.
+class _KeepsIdentity:
+    """Mixin for Tune's PBT and PB2: an exploit copies the donor's checkpoint and (mutated)
+    hyperparameters, but not its identity.
 
     Tune's exploit replaces the whole config by the donor's, `trial` entry included, which
     would relabel the trial as the donor's seed/variant. Here a trial keeps its own `trial`
-    (method, seed, variant, index: the grid point it was launched as) and its trial id, and
-    `pbt` records the lineage: the last donor's trial id and grid index, and how many exploits
-    it went through. The records carry these as `pbt/donor`, `pbt/donor_index`, `pbt/exploits`.
+    (its plan: method, seed, variant, index, experiment) and its trial id, and `pbt` records
+    the lineage: the last donor's trial id and index, and how many exploits it went through.
+    The records carry these as `pbt/donor`, `pbt/donor_index`, `pbt/exploits`.
 
     Nothing is exploited or offered as a donor at the last epoch (`max_t`): an exploit there
     would replace a finished trial by its donor's final checkpoint, with no epoch left to
@@ -127,7 +89,21 @@ class IdentityKeepingPBT(tune.schedulers.PopulationBasedTraining):
         return new_config, operations
 
 
-def build_scheduler(cfg: SearchConfig):
+class IdentityKeepingPBT(_KeepsIdentity, tune.schedulers.PopulationBasedTraining):
+    """Tune's PBT (random perturbation of `pbt_space`) keeping each trial's identity on exploit."""
+
+
+def _identity_keeping_pb2():
+    from ray.tune.schedulers.pb2 import PB2  # imported when used: GPy / scikit-learn behind it
+
+    class IdentityKeepingPB2(_KeepsIdentity, PB2):
+        """Tune's PB2 (a GP bandit chooses the explored values within bounds, Parker-Holder et al.
+        2020) keeping each trial's identity on exploit."""
+
+    return IdentityKeepingPB2
+
+
+def build_scheduler(cfg: SearchConfig, num_landmarks: int):
     s = cfg.scheduler
     if s.name == "asha":
         return tune.schedulers.ASHAScheduler(
@@ -142,20 +118,38 @@ def build_scheduler(cfg: SearchConfig):
             max_t=cfg.experiment.train.epochs,
             perturbation_interval=s.perturbation_interval,
             synch=s.pbt_synch,
-            hyperparam_mutations=pbt_space(cfg),
+            hyperparam_mutations=pbt_space(cfg, num_landmarks),
+        )
+    if s.name == "pb2":
+        return _identity_keeping_pb2()(
+            time_attr="training_iteration",
+            max_t=cfg.experiment.train.epochs,
+            perturbation_interval=s.perturbation_interval,
+            synch=s.pbt_synch,
+            hyperparam_bounds=pb2_bounds(cfg, num_landmarks),
         )
     return None
 
 
-def pbt_space(cfg: SearchConfig) -> dict:
-    """What PBT samples and mutates: train.lr, or sigma as a global scale x per-landmark factors."""
+def pbt_space(cfg: SearchConfig, num_landmarks: int) -> dict:
+    """What PBT (and PB2) sample and mutate: train.lr, or sigma as a global scale x one factor per
+    landmark of the loaded data (`num_landmarks`, the plan's count)."""
     s = cfg.scheduler
     if s.pbt_mutate == "lr":
         return {"lr": tune.loguniform(*s.lr_range)}
     space = {"sigma_scale": tune.loguniform(*s.sigma_scale_range)}
-    for k in range(cfg.experiment.data.num_landmarks):
+    for k in range(num_landmarks):
         space[f"sigma_factor_{k}"] = tune.loguniform(*s.sigma_factor_range)
     return space
+
+
+def pb2_bounds(cfg: SearchConfig, num_landmarks: int) -> dict:
+    """PB2's `hyperparam_bounds`: the ranges of `pbt_space`, [low, high] each."""
+    s = cfg.scheduler
+    if s.pbt_mutate == "lr":
+        return {"lr": list(s.lr_range)}
+    return {"sigma_scale": list(s.sigma_scale_range),
+            **{f"sigma_factor_{k}": list(s.sigma_factor_range) for k in range(num_landmarks)}}
 
 
 def progress_reporter(cfg: SearchConfig) -> tune.CLIReporter:
@@ -219,12 +213,21 @@ def data_draws(cfg: SearchConfig) -> list:
 
 
 def validate_data(cfg: SearchConfig) -> list[str] | None:
-    """Fail on bad data before any compute is spent (and warm the cache of every draw); the landmark names."""
+    """Fail on bad data before any compute is spent (and warm the cache of every draw); the landmark
+    names (None for simulated trials, which load no data)."""
     if cfg.simulation.enabled:
         return None
     from distlmk.data import load_dataset
 
-    return [load_dataset(d) for d in data_draws(cfg)][0].landmark_names
+    return list([load_dataset(d) for d in data_draws(cfg)][0].landmark_names)
+
+
+def plan_search(cfg: SearchConfig) -> tuple[list[TrialPlan], list[str] | None]:
+    """Every trial's plan, from the config and the loaded data (before Ray starts); the landmark names.
+    Simulated trials load no data: their landmark count is data.num_landmarks."""
+    validate_search(cfg)  # the config's own rules first: no data loaded for a config that is wrong anyway
+    names = validate_data(cfg)
+    return plan_trials(cfg, len(names) if names is not None else cfg.experiment.data.num_landmarks), names
 
 
 def trial_resources(cfg: SearchConfig) -> dict:
@@ -235,13 +238,8 @@ def trial_resources(cfg: SearchConfig) -> dict:
 
 
 def run_spec(cfg: SearchConfig, resources: dict) -> RunSpec:
-    experiment = to_dict(cfg.experiment)
-    experiment["sigma"]["rl"]["server_name"] = policy_server_name(cfg)
-    if "gpu" not in resources and experiment["train"]["device"] == "auto":
-        experiment["train"]["device"] = "cpu"
     simulation = cfg.simulation if cfg.simulation.enabled else type(cfg.simulation)()
-    return RunSpec(experiment=experiment, cpu=resources["cpu"], gpu=resources.get("gpu", 0.0),
-                   simulation=simulation, faults=list(cfg.faults.inject), seed_varies=cfg.seed_varies)
+    return RunSpec(gpu=resources.get("gpu", 0.0), simulation=simulation, faults=list(cfg.faults.inject))
 
 
 def start_policy(cfg: SearchConfig, exp_dir: Path):
@@ -255,26 +253,27 @@ def start_policy(cfg: SearchConfig, exp_dir: Path):
     return server
 
 
-def build_tuner(cfg: SearchConfig, trainable, storage: str, exp_dir: Path, resume: bool, quiet: bool,
-                extra_callbacks: list | None = None):
+def build_tuner(cfg: SearchConfig, plans: list[TrialPlan], trainable, storage: str, exp_dir: Path, resume: bool,
+                quiet: bool, extra_callbacks: list | None = None):
     exp_path = f"{storage.rstrip('/')}/{cfg.name}"
     if resume:
         if not tune.Tuner.can_restore(exp_path):
             raise FileNotFoundError(f"{exp_path}: no experiment to resume; run without --resume")
         return tune.Tuner.restore(exp_path, trainable=trainable, resume_errored=True, resume_unfinished=True)
-    param_space = {"trial": tune.grid_search([t.as_config() for t in trial_list(cfg)])}
-    if cfg.scheduler.name == "pbt":
-        param_space.update(pbt_space(cfg))
+    param_space = {"trial": tune.grid_search([p.as_config() for p in plans])}
+    num_landmarks = plans[0].num_landmarks
+    if cfg.scheduler.name in PBT_SCHEDULERS:
+        param_space.update(pbt_space(cfg, num_landmarks))
     # Tune deletes checkpoints beyond num_to_keep at once but snapshots its experiment state only
-    # every experiment_snapshot_s: keep a few and snapshot often; PBT keeps all (it needs them).
-    keep = None if cfg.scheduler.name == "pbt" or cfg.keep_checkpoints == 0 else cfg.keep_checkpoints
+    # every experiment_snapshot_s: keep a few and snapshot often; PBT/PB2 keep all (they need them).
+    keep = None if cfg.scheduler.name in PBT_SCHEDULERS or cfg.keep_checkpoints == 0 else cfg.keep_checkpoints
     return tune.Tuner(
         trainable,
         param_space=param_space,
         tune_config=tune.TuneConfig(
             metric=S.TUNE_METRIC,
             mode=S.TUNE_MODE,
-            scheduler=build_scheduler(cfg),
+            scheduler=build_scheduler(cfg, num_landmarks),
             max_concurrent_trials=cfg.max_concurrent or None,
         ),
         run_config=tune.RunConfig(
@@ -312,15 +311,15 @@ def run_search(cfg: SearchConfig, out_dir: str = "results", address: str | None 
                quiet: bool = False, extra_callbacks: list | None = None) -> SearchOutcome:
     """The population: every step below, in order. `extra_callbacks` (Tune callbacks) observe it,
     e.g. the overhead benchmark's driver-side clock; they are not kept for `--resume`."""
-    validate(cfg)
+    plans, names = plan_search(cfg)  # every config and data error, before Ray starts
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")  # per-epoch by design
     os.environ["TUNE_GLOBAL_CHECKPOINT_S"] = str(cfg.experiment_snapshot_s)
     storage, exp_dir, is_local = experiment_paths(cfg, out_dir)
     if is_local and not resume:
         rotate_old_experiment(exp_dir)
-    names = validate_data(cfg)
     joined = init_ray(address, log_to_driver=True)
     resources = trial_resources(cfg)
+    plans = [fit_to_resources(p, resources["cpu"], resources.get("gpu", 0.0)) for p in plans]
     server = start_policy(cfg, exp_dir)
     try:
         exp_dir.mkdir(parents=True, exist_ok=True)
@@ -329,7 +328,7 @@ def run_search(cfg: SearchConfig, out_dir: str = "results", address: str | None 
             atomic_write_json(exp_dir / "landmark_names.json", names)
         trainable = tune.with_resources(tune.with_parameters(train_trial, run=run_spec(cfg, resources)), resources)
         t0 = time.time()
-        tuner = build_tuner(cfg, trainable, storage, exp_dir, resume, quiet, extra_callbacks)
+        tuner = build_tuner(cfg, plans, trainable, storage, exp_dir, resume, quiet, extra_callbacks)
         with _table_output(not quiet):
             grid = tuner.fit()
         policy_stats = save_policy(server, exp_dir)

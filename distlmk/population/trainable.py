@@ -20,29 +20,14 @@ from ray import tune
 
 from distlmk import schema as S
 from distlmk.config import ExperimentConfig, FaultConfig
-from distlmk.population.spec import RunSpec, TrialSpec
+from distlmk.population.plan import TrialPlan, apply_mutations
+from distlmk.population.spec import RunSpec
 from distlmk.train.base import EpochTrainer
 from distlmk.train.checkpoint import load_checkpoint, save_checkpoint
 
 CHECKPOINT_FILE = "trainer.pt"
 ATTEMPT_FILE = "attempt.json"  # beside trainer.pt: which start of the trial wrote the checkpoint (0 = first)
 RESTORES_FILE = "distlmk_restores.jsonl"  # in the trial's folder: one line per start from a checkpoint
-
-
-def trial_experiment(spec: TrialSpec, config: dict, run: RunSpec) -> ExperimentConfig:
-    """The ExperimentConfig of one trial: shared settings, its grid point, and what Tune mutates."""
-    exp = run.experiment_for(spec, config.get("lr"))
-    if "sigma_scale" in config:  # PBT on sigma: the trial's sigma vector comes from its config
-        exp.sigma.per_landmark = pbt_sigma(config, exp)
-    return exp
-
-
-def pbt_sigma(config: dict, exp: ExperimentConfig) -> list[float]:
-    """sigma.init x global scale x per-landmark factor, clipped to the sigma range."""
-    base = exp.sigma.per_landmark or [exp.sigma.init] * exp.data.num_landmarks
-    scale = float(config["sigma_scale"])
-    return [min(max(b * scale * float(config.get(f"sigma_factor_{k}", 1.0)), exp.sigma.min), exp.sigma.max)
-            for k, b in enumerate(base)]
 
 
 def make_trainer(exp: ExperimentConfig, run: RunSpec, trial_id: str) -> EpochTrainer:
@@ -61,12 +46,12 @@ def make_trainer(exp: ExperimentConfig, run: RunSpec, trial_id: str) -> EpochTra
 
 
 def train_trial(config: dict, run: RunSpec) -> None:
-    """`config` is what Tune searches/mutates (trial, lr, pbt lineage); `run` is shared by every
-    trial (experiment settings, resources, simulation, faults), passed with tune.with_parameters."""
+    """`config` is what Tune searches/mutates (the trial's plan, lr or sigma factors, pbt lineage);
+    `run` is shared by every trial (simulation, faults, GPU share), passed with tune.with_parameters."""
     for name in ("ray.tune", "ray.train"):  # no "checkpoint created" line per epoch
         logging.getLogger(name).setLevel(logging.WARNING)
-    spec = TrialSpec.from_config(config["trial"])
-    exp = trial_experiment(spec, config, run)
+    plan = TrialPlan.from_config(config["trial"])
+    exp = apply_mutations(plan, config)
     if run.gpu > 0 and torch.cuda.is_available():
         # fractional GPUs share memory: cap this trial's share so packed trials do not OOM each other
         torch.cuda.set_per_process_memory_fraction(min(1.0, run.gpu))
@@ -78,16 +63,13 @@ def train_trial(config: dict, run: RunSpec) -> None:
         with ckpt.as_directory() as d:
             trainer.load_state_dict(load_checkpoint(Path(d) / CHECKPOINT_FILE))
             attempt = _read_attempt(Path(d)) + 1
-        if "lr" in config:
-            trainer.set_lr(float(config["lr"]))
-        if "sigma_scale" in config:  # a PBT exploit: the donor's weights with this trial's (mutated) sigma,
-            trainer.controller.load_state_dict({"sigma": list(exp.sigma.per_landmark)})  # scaled once, above
+        restore_mutations(trainer, exp, config)
         _mark_restore(trial_id, attempt, trainer.epoch)
-    tags = {S.METHOD: spec.method, S.VARIANT: spec.variant, S.SEED: int(spec.seed), S.DEVICE: str(trainer.device),
+    tags = {S.METHOD: plan.method, S.VARIANT: plan.variant, S.SEED: plan.seed, S.DEVICE: str(trainer.device),
             S.COST_EPOCH_BUDGET: exp.train.epochs}
     if "pbt" in config:  # exploited by PBT: its own identity, the donor's weights
         tags.update({f"pbt/{k}": v for k, v in config["pbt"].items()})
-    faults = [f for f in run.faults_for(spec) if not f.attempts or attempt in f.attempts]
+    faults = [f for f in run.faults_for(plan.index) if not f.attempts or attempt in f.attempts]
     while not trainer.done:
         trainer.poison_loss = any(f.kind == "nan" and f.epoch == trainer.epoch + 1 for f in faults)
         rec = trainer.run_epoch()
@@ -99,6 +81,15 @@ def train_trial(config: dict, run: RunSpec) -> None:
             (Path(d) / ATTEMPT_FILE).write_text(json.dumps({"attempt": attempt}))
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(d))
         _crash_if_asked(faults, rec[S.EPOCH])
+
+
+def restore_mutations(trainer: EpochTrainer, exp: ExperimentConfig, config: dict) -> None:
+    """After a restore (retry, PBT exploit, resume): the checkpoint's trainer state (a PBT donor's,
+    perhaps) with this trial's own mutated values, as `apply_mutations` computed them from the plan."""
+    if "lr" in config:
+        trainer.set_lr(exp.train.lr)
+    if "sigma_scale" in config:
+        trainer.set_sigma(list(exp.sigma.per_landmark))
 
 
 def _read_attempt(ckpt_dir: Path) -> int:

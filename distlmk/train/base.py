@@ -34,6 +34,10 @@ class EpochTrainer(Protocol):
         """Change the learning rate (PBT explore); a no-op where there is none."""
         ...
 
+    def set_sigma(self, values: list[float]) -> None:
+        """Replace the controller's per-landmark sigmas [L] (PBT explore on sigma, after a restore)."""
+        ...
+
     def state_dict(self) -> dict:
         ...
 

@@ -53,6 +53,10 @@ class SimulatedTrainer:
     def set_lr(self, lr: float) -> None:
         """PBT mutates lr; the cost model has none (kept for interface parity)."""
 
+    def set_sigma(self, values: list[float]) -> None:
+        """Replace the controller's per-landmark sigmas (PBT explore on sigma)."""
+        self.controller.set_sigma(values)
+
     def run_epoch(self) -> dict:
         t0 = time.perf_counter()
         if self.epoch_seconds > 0:
@@ -140,6 +144,11 @@ class PackedSimulatedTrainer:
 
     def set_lr(self, lr: float) -> None:
         """PBT mutates lr; the cost model has none (kept for interface parity)."""
+
+    def set_sigma(self, values: list[float]) -> None:
+        """Every sub-trial's controller gets the same sigmas (they share one Tune config)."""
+        for s in self.subs:
+            s.set_sigma(values)
 
     def run_epoch(self) -> dict:
         """One epoch of every live sub-trial, aggregated into one record (means; all latencies)."""

@@ -94,6 +94,10 @@ class Trainer:
         group["initial_lr"] = lr
         group["lr"] = lr * self.scheduler.lr_lambdas[0](self.scheduler.last_epoch)
 
+    def set_sigma(self, values: list[float]) -> None:
+        """Replace the controller's per-landmark sigmas (PBT explore on sigma)."""
+        self.controller.set_sigma(values)
+
     def _to_device(self, x: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(x).to(self.device, non_blocking=True)
 

@@ -1,25 +1,17 @@
-"""Typed experiment configuration, loaded from YAML with errors that name the key and file.
+"""The typed experiment configuration: every YAML config maps onto these dataclasses.
 
-Every YAML config maps onto these dataclasses; an unknown key or a wrong type is a
-`ConfigError` such as ``tune_configs/x.yaml: train.epochs: expected int, got 'ten'``.
+Each field's comment (or the string right after it) is its documentation (`distlmk config
+--explain`, see `distlmk.config.explain`); loading and checking YAML is `distlmk.config.load`.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
-import types
-import typing
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-
 Method = Literal["fixed", "schedule", "learned", "learned_anisotropic", "adaloss", "rl"]  # the sigma controllers
-
-
-class ConfigError(ValueError):
-    """A configuration file is invalid; the message names the file, the key and the fix."""
 
 
 @dataclass
@@ -175,18 +167,21 @@ class ResourcesConfig:
 class SchedulerConfig:
     """Tune trial scheduler."""
 
-    name: Literal["none", "asha", "pbt"] = "none"  # none: every trial runs its full budget
+    # none: every trial runs its full budget; pbt: population based training (random explore);
+    # pb2: PBT whose explore step is a GP bandit within the same ranges (Parker-Holder et al. 2020)
+    name: Literal["none", "asha", "pbt", "pb2"] = "none"
     grace_period: int = 3  # asha: epochs before a trial may be cut
     reduction_factor: int = 2  # asha: keep 1/reduction_factor per rung
-    perturbation_interval: int = 4  # pbt: epochs between exploit/explore steps
+    perturbation_interval: int = 4  # pbt, pb2: epochs between exploit/explore steps
     pbt_synch: bool = True
-    """pbt: synchronous PBT (Jaderberg et al. 2017, A.1): rank the population only when every live
+    """pbt, pb2: synchronous PBT (Jaderberg et al. 2017, A.1): rank the population only when every live
     trial reached the same epoch. Asynchronous PBT ranks a trial against the others' older scores,
     so trials that take turns on the cluster, or report in lockstep, are rarely exploited."""
-    pbt_mutate: Literal["lr", "sigma"] = "lr"  # pbt mutates train.lr, or sigma (a global scale and per-landmark factors)
-    lr_range: tuple[float, float] = (5e-4, 5e-3)  # pbt mutates train.lr in this range
-    sigma_scale_range: tuple[float, float] = (0.5, 2.0)  # pbt sigma: global factor on sigma.init
-    sigma_factor_range: tuple[float, float] = (0.7, 1.4)  # pbt sigma: per-landmark factor
+    # pbt, pb2 mutate train.lr, or sigma (a global scale and one factor per landmark of the data)
+    pbt_mutate: Literal["lr", "sigma"] = "lr"
+    lr_range: tuple[float, float] = (5e-4, 5e-3)  # pbt, pb2 mutate train.lr in this range
+    sigma_scale_range: tuple[float, float] = (0.5, 2.0)  # pbt, pb2 sigma: global factor on sigma.init (or per_landmark)
+    sigma_factor_range: tuple[float, float] = (0.7, 1.4)  # pbt, pb2 sigma: per-landmark factor
 
 
 @dataclass
@@ -220,13 +215,63 @@ class SimulationConfig:
 
 
 @dataclass
+class RLControlOverrides:
+    """A variant's overrides of sigma.rl: a key left out (null) keeps experiment.sigma.rl's value."""
+
+    server_name: str | None = None  # overrides sigma.rl.server_name
+    step_factor: float | None = None  # overrides sigma.rl.step_factor
+    decision_interval: int | None = None  # overrides sigma.rl.decision_interval
+    timeout_s: float | None = None  # overrides sigma.rl.timeout_s
+    allow_stop: bool | None = None  # overrides sigma.rl.allow_stop
+    min_progress_to_stop: float | None = None  # overrides sigma.rl.min_progress_to_stop
+    epoch_cost: float | None = None  # overrides sigma.rl.epoch_cost
+    reward_scale: float | None = None  # overrides sigma.rl.reward_scale
+    reference: list[float] | None = None  # overrides sigma.rl.reference
+
+    def apply_to(self, base: RLControlConfig) -> RLControlConfig:
+        return _overridden(base, self)
+
+
+@dataclass
+class SigmaOverrides:
+    """A variant's overrides of experiment.sigma (its method is the variant's own `method`):
+    a key left out (null) keeps the experiment's value; an unknown key is an error."""
+
+    init: float | None = None  # overrides sigma.init
+    per_landmark: list[float] | None = None  # overrides sigma.per_landmark (one value per landmark)
+    min: float | None = None  # overrides sigma.min
+    max: float | None = None  # overrides sigma.max
+    learned_lr: float | None = None  # overrides sigma.learned_lr
+    learned_reg: float | None = None  # overrides sigma.learned_reg
+    adaloss_window: int | None = None  # overrides sigma.adaloss_window
+    adaloss_shrink: float | None = None  # overrides sigma.adaloss_shrink
+    schedule_start: float | None = None  # overrides sigma.schedule_start
+    schedule_end: float | None = None  # overrides sigma.schedule_end
+    schedule_shape: Literal["linear", "cosine", "geometric"] | None = None  # overrides sigma.schedule_shape
+    rl: RLControlOverrides = field(default_factory=RLControlOverrides)  # overrides of sigma.rl
+
+    def apply_to(self, base: SigmaConfig) -> SigmaConfig:
+        """`base` with these overrides (a new SigmaConfig; `base` is left as it is)."""
+        out = _overridden(base, self, skip=("rl",))
+        out.rl = self.rl.apply_to(base.rl)
+        return out
+
+
+def _overridden(base: Any, over: Any, skip: tuple[str, ...] = ()) -> Any:
+    """A copy of `base` with every field of `over` that is not None (fields named alike)."""
+    changes = {f.name: copy.deepcopy(getattr(over, f.name)) for f in dataclasses.fields(over)
+               if f.name not in skip and getattr(over, f.name) is not None}
+    return dataclasses.replace(copy.deepcopy(base), **changes)
+
+
+@dataclass
 class VariantConfig:
     """A named method setting run for every seed, beside the `methods` grid (e.g. the
     per_landmark_static baseline: method fixed with sigma.per_landmark set)."""
 
     name: str = "variant"  # its label in records and reports
     method: Method = "fixed"  # its sigma controller
-    sigma: dict[str, Any] = field(default_factory=dict)  # overrides of experiment.sigma for this variant
+    sigma: SigmaOverrides = field(default_factory=SigmaOverrides)  # overrides of experiment.sigma for this variant
     replicas: int = 1  # trials per seed (rl: several clients of the one policy)
     seeds: list[int] | None = None  # run on these of the search's seeds only (None: every seed)
 
@@ -283,126 +328,6 @@ class CompareConfig:
     bootstrap_reps: int = 2000  # resamples for the 95 % bootstrap intervals
 
 
-def _type_name(tp: Any) -> str:
-    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
-
-
-def _convert(value: Any, tp: Any, where: str) -> Any:
-    """Check/convert one YAML value against a type annotation; raise with `where` on mismatch."""
-    origin = typing.get_origin(tp)
-    args = typing.get_args(tp)
-    if dataclasses.is_dataclass(tp):
-        if not isinstance(value, dict):
-            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
-        return _build(tp, value, where)
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        errors = []
-        for a in args:
-            if a is type(None):
-                continue
-            try:
-                return _convert(value, a, where)
-            except ConfigError as e:
-                errors.append(str(e))
-        raise ConfigError(errors[0] if errors else f"{where}: invalid value {value!r}")
-    if origin is Literal:
-        if value not in args:
-            choices = ", ".join(repr(a) for a in args)
-            raise ConfigError(f"{where}: {value!r} is not one of {choices}")
-        return value
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
-        return dict(value)
-    if origin in (list, tuple):
-        if not isinstance(value, list | tuple):
-            raise ConfigError(f"{where}: expected a list, got {value!r}")
-        if origin is tuple and args and args[-1] is not Ellipsis:
-            if len(value) != len(args):
-                raise ConfigError(f"{where}: expected {len(args)} values, got {len(value)}")
-            return tuple(
-                _convert(v, a, f"{where}[{i}]")
-                for i, (v, a) in enumerate(zip(value, args, strict=True))
-            )
-        inner = args[0] if args else Any
-        out = [_convert(v, inner, f"{where}[{i}]") for i, v in enumerate(value)]
-        return tuple(out) if origin is tuple else out
-    if tp is Any:
-        return value
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(f"{where}: expected a number, got {value!r}")
-        return float(value)
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{where}: expected int, got {value!r}")
-        return value
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{where}: expected true/false, got {value!r}")
-        return value
-    if tp is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{where}: expected a string, got {value!r}")
-        return value
-    raise ConfigError(f"{where}: unsupported type {_type_name(tp)}")
-
-
-# keys that moved into their own blocks: a config that still uses them is told where they went
-_MOVED = {
-    "simulated": "simulation.enabled",
-    "simulated_epoch_seconds": "simulation.epoch_seconds",
-    "simulated_pack": "simulation.pack",
-}
-
-
-def _build(cls: type, data: dict, where: str) -> Any:
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    kwargs = {}
-    for key, value in data.items():
-        attr = "lambda_" if key == "lambda" else key
-        path = f"{where}.{key}" if where else str(key)
-        if cls is SearchConfig and key in _MOVED:
-            raise ConfigError(f"{path}: moved; write it as {_MOVED[key]}")
-        if cls is SearchConfig and key == "faults" and isinstance(value, list):
-            raise ConfigError(f"{path}: moved; write the list as faults.inject")
-        if attr not in names:
-            allowed = ", ".join(sorted(n.rstrip("_") for n in names))
-            raise ConfigError(f"{path}: unknown key (allowed here: {allowed})")
-        kwargs[attr] = _convert(value, hints[attr], path)
-    return cls(**kwargs)
-
-
-def from_dict(cls: type, data: dict | None, source: str = "<config>") -> Any:
-    """Build dataclass `cls` from a plain dict; errors are prefixed by `source`."""
-    try:
-        return _build(cls, data or {}, "")
-    except ConfigError as e:
-        raise ConfigError(f"{source}: {e}") from None
-
-
-def load_yaml(path: str | Path, cls: type) -> Any:
-    """Load a YAML file into dataclass `cls`, naming the file and key on any error."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: config file not found")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML: {e}") from None
-    if data is not None and not isinstance(data, dict):
-        raise ConfigError(f"{path}: the top level must be a mapping of keys")
-    return from_dict(cls, data, str(path))
-
-
-def to_dict(cfg: Any) -> dict:
-    """Plain-dict view of a config (for Tune param spaces and saved metadata)."""
-    return dataclasses.asdict(cfg)
-
-
 @dataclass
 class AblationConfig:
     """Scaling ablation: the same simulated population at several sizes and resources per trial."""
@@ -415,90 +340,3 @@ class AblationConfig:
     cpu_per_trial: list[float] = field(default_factory=lambda: [0.1])  # per Tune trial process
     max_trial_processes: int = 16  # simulated trials are packed so at most this many processes run
     target_mre_mm: float = 3.0  # "time to target": first time any trial's validation MRE reaches it
-
-
-# --- `distlmk config --explain` ----------------------------------------------------------
-
-
-def field_docs(cls: type) -> dict[str, str]:
-    """Each field's documentation, read from the class source: the string literal right after
-    the field (CleanRL / tyro style) or else the comment on the field's line(s)."""
-    import ast
-    import inspect
-    import io
-    import textwrap
-    import tokenize
-
-    src = textwrap.dedent(inspect.getsource(cls))
-    src_lines = src.splitlines()
-    comments: dict[int, str] = {}
-    for tok in tokenize.generate_tokens(io.StringIO(src).readline):
-        if tok.type == tokenize.COMMENT:
-            comments[tok.start[0]] = tok.string.lstrip("#").strip()
-    body = ast.parse(src).body[0].body
-    docs = {}
-    for i, node in enumerate(body):
-        if not (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)):
-            continue
-        nxt = body[i + 1] if i + 1 < len(body) else None
-        if isinstance(nxt, ast.Expr) and isinstance(getattr(nxt, "value", None), ast.Constant) \
-                and isinstance(nxt.value.value, str):
-            docs[node.target.id] = " ".join(nxt.value.value.split())
-            continue
-        lines = [comments[n] for n in range(node.lineno, node.end_lineno + 1) if n in comments]
-        n = node.lineno - 1  # else: the comment lines right above the field
-        while not lines and n in comments and src_lines[n - 1].lstrip().startswith("#"):
-            n -= 1
-        if not lines:
-            lines = [comments[k] for k in range(n + 1, node.lineno)]
-        if lines:
-            docs[node.target.id] = " ".join(lines)
-    return docs
-
-
-def explain(cls: type = None, prefix: str = "") -> list[tuple[str, str, str, str]]:
-    """(key, type, default, doc) for every field of `cls` and its nested blocks, YAML spelling."""
-    cls = cls or SearchConfig
-    rows = []
-    hints = typing.get_type_hints(cls)
-    docs = field_docs(cls)
-    default = cls()
-    for f in dataclasses.fields(cls):
-        key = prefix + ("lambda" if f.name == "lambda_" else f.name)
-        tp = hints[f.name]
-        value = getattr(default, f.name)
-        if dataclasses.is_dataclass(tp):
-            rows.append((key, "block", "", docs.get(f.name, "")))
-            rows += explain(tp, key + ".")
-            continue
-        if isinstance(value, list) and value and dataclasses.is_dataclass(value[0]):  # a list of blocks (a block field went above)
-            value = [to_dict(v) for v in value]
-        rows.append((key, _type_label(tp), json_default(value), docs.get(f.name, "")))
-        inner = typing.get_args(tp)
-        if typing.get_origin(tp) is list and inner and dataclasses.is_dataclass(inner[0]):
-            rows += explain(inner[0], key + "[].")
-    return rows
-
-
-def _type_label(tp: Any) -> str:
-    if typing.get_origin(tp) is Literal:
-        return " | ".join(str(a) for a in typing.get_args(tp))
-    return tp.__name__ if isinstance(tp, type) else str(tp).replace("typing.", "")
-
-
-def json_default(value: Any) -> str:
-    import json
-
-    return json.dumps(list(value) if isinstance(value, tuple) else value, ensure_ascii=False)
-
-
-def format_explain(cls: type = None) -> str:
-    rows = explain(cls)
-    width = max(len(r[0]) for r in rows)
-    out = []
-    for key, tp, default, doc in rows:
-        if tp == "block":
-            out.append(f"{key + ':':<{width + 1}}  {doc}")
-        else:
-            out.append(f"{key:<{width + 1}}  {doc}\n{'':<{width + 1}}  type {tp}, default {default}")
-    return "\n".join(out)
