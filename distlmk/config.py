@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 import yaml
 
-Method = Literal["fixed", "schedule", "learned", "learned_anisotropic", "adaloss", "rl"]  # the sigma controllers
+Method = Literal["fixed", "schedule", "learned", "learned_anisotropic", "adaloss", "rl", "landmark_pbt"]  # the sigma controllers
 
 
 class ConfigError(ValueError):
@@ -68,7 +68,8 @@ class ModelConfig:
 
 @dataclass
 class RLControlConfig:
-    """How a trial talks to the central policy (the policy's own settings are in PolicyConfig)."""
+    """How a trial talks to the central policy server and its board (the policy's own settings are in
+    PolicyConfig); landmark_pbt members use its server_name, timeout_s, board and peer_wait_s too."""
 
     server_name: str = "distlmk_policy"  # named Ray actor of the central policy (a search appends its name)
     step_factor: float = 1.25  # multiplicative sigma step per lower/raise action
@@ -77,10 +78,35 @@ class RLControlConfig:
     allow_stop: bool = True  # honour the policy's trial stop / landmark end actions
     min_progress_to_stop: float = 0.3  # stop / end actions are honoured only after this progress
     epoch_cost: float = 0.01  # reward cost per epoch spent (trial row)
-    reward_scale: float = 10.0  # landmark reward = reward_scale * log(previous err / err)
-    # population context [L]: each landmark's best sigma found by the population (e.g. the
-    # per-landmark choice of a sigma grid on validation); empty: the trial's starting sigma
+    reward_scale: float = 10.0  # landmark reward = reward_scale * (change of the log error term, see `reward`)
+    # not an input any more (a sigma grid is a baseline, not context: the observation reads the
+    # population's board instead); accepted and ignored so older configs still load
     reference: list[float] = field(default_factory=list)
+    # landmark reward: peer = change of log(err_l / peers' median err_l at the same epoch) since the
+    # previous decision (the population's common trend cancels; own where no peers); own = change of
+    # log err_l; terminal = 0 until the row's last step, then log(first err_l / err_l)
+    reward: Literal["peer", "own", "terminal"] = "peer"
+    board: str = ""  # the population's board on the policy server (peers = its members); empty: the method name
+    # how long the server waits, per decision, for the population's live members to post the same
+    # epoch (lockstep populations compare like with like); 0: answer with whoever posted
+    peer_wait_s: float = 5.0
+    peer_quantile: float = 0.25  # board features: "peers that do best on l" = this top quantile by error on l
+
+
+@dataclass
+class LandmarkPBTConfig:
+    """landmark_pbt: per-landmark exploit/explore of sigma on the population's board (no weights copied).
+
+    Every `interval` epochs a member posts its sigma and validation error per landmark to its
+    population's board (on the policy server, `sigma.rl.server_name`, board `sigma.rl.board`,
+    waiting up to `sigma.rl.peer_wait_s` for the other members); per landmark, a member in the
+    bottom `quantile` of error among the members at that epoch takes the sigma of a random
+    member of the top `quantile` times a random factor of `perturb`, clipped to [sigma.min, sigma.max]."""
+
+    interval: int = 2  # epochs between exploit steps
+    quantile: float = 0.25  # bottom members (this share, at least one) take a top member's sigma_l
+    perturb: list[float] = field(default_factory=lambda: [0.8, 1.25])  # factors drawn at random for a taken sigma_l
+    seed: int = 0  # the draws depend on (trial id, epoch, seed) only
 
 
 @dataclass
@@ -103,6 +129,7 @@ class SigmaConfig:
     schedule_end: float = 1.0  # schedule: ... and ends here (heatmap pixels)
     schedule_shape: Literal["linear", "cosine", "geometric"] = "cosine"  # schedule: the curve between them
     rl: RLControlConfig = field(default_factory=RLControlConfig)  # rl: the trial side of the policy
+    landmark_pbt: LandmarkPBTConfig = field(default_factory=LandmarkPBTConfig)  # landmark_pbt: the rule's settings
 
 
 @dataclass

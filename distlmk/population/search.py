@@ -9,6 +9,7 @@ command layer (`distlmk.cli`) writes it from the files this leaves behind.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import time
@@ -76,8 +77,8 @@ def validate(cfg: SearchConfig) -> None:
 
 
 def uses_policy(cfg: SearchConfig) -> bool:
-    """Whether any trial is an rl trial (then the central policy server runs)."""
-    return "rl" in cfg.methods or any(v.method == "rl" for v in cfg.variants)
+    """Whether any trial is rl or landmark_pbt (then the central policy server runs: it holds the boards)."""
+    return bool({"rl", "landmark_pbt"} & (set(cfg.methods) | {v.method for v in cfg.variants}))
 
 
 def policy_server_name(cfg: SearchConfig) -> str:
@@ -230,12 +231,14 @@ def run_spec(cfg: SearchConfig, resources: dict) -> RunSpec:
 
 
 def start_policy(cfg: SearchConfig, exp_dir: Path):
-    """The central policy actor (only when rl trials run), ready to answer."""
+    """The central policy actor (only when rl or landmark_pbt trials run), ready to answer."""
     if not uses_policy(cfg):
         return None
     from distlmk.policy.server import start_policy_server
 
-    server = start_policy_server(policy_server_name(cfg), cfg.policy, str(exp_dir / "policy"), cfg.experiment.sigma)
+    trains = "rl" in cfg.methods or any(v.method == "rl" for v in cfg.variants)
+    policy = cfg.policy if trains else dataclasses.replace(cfg.policy, pretrain_rounds=0)  # board only: no warm start
+    server = start_policy_server(policy_server_name(cfg), policy, str(exp_dir / "policy"), cfg.experiment.sigma)
     ray.get(server.ping.remote())  # wait until the RLModule and Learner are built
     return server
 
