@@ -74,7 +74,7 @@ class RLControlConfig:
     server_name: str = "distlmk_policy"  # named Ray actor of the central policy (a search appends its name)
     step_factor: float = 1.25  # multiplicative sigma step per lower/raise action
     decision_interval: int = 1  # epochs between decisions
-    timeout_s: float = 10.0  # keep current sigmas when the policy is slower than this
+    timeout_s: float = 10.0  # keep current sigmas when the policy is slower than this (board calls: plus peer_wait_s)
     allow_stop: bool = True  # honour the policy's trial stop / landmark end actions
     min_progress_to_stop: float = 0.3  # stop / end actions are honoured only after this progress
     epoch_cost: float = 0.01  # reward cost per epoch spent (trial row)

@@ -59,7 +59,7 @@ def test_a_restarted_trial_replaces_its_stale_rows():
     assert ids == ["peer", "r"] and err[:, 0].tolist() == [5.0, 1.0]  # one row each: the new one
     assert b.members(3)[0] == ["peer"]  # its abandoned future is gone
     assert b.peers("peer", 2, 1)[1].tolist() == [[1.0]]
-    assert b.latest("r") == 2 and b.waiting_for("peer", 3) == ["r"]
+    assert b.latest("r") == 2 and b.waiting_for(3, "peer") == ["r"]
 
 
 def test_waiting_for_skips_members_that_left_missed_or_are_ahead():
@@ -67,10 +67,10 @@ def test_waiting_for_skips_members_that_left_missed_or_are_ahead():
     for t, e in (("a", 1), ("b", 1), ("c", 3), ("d", 1)):
         b.post(t, e, [1.0], [1.0])
     b.leave("b")
-    b.missed.add("d")
-    assert b.waiting_for("me", 2) == ["a"]  # b ended, c is past epoch 2, d missed an earlier wait
+    b.mark_missed(["d"])
+    assert b.waiting_for(2, "me") == ["a"]  # b ended, c is past epoch 2, d missed an earlier wait
     b.post("d", 2, [1.0], [1.0])
-    assert "d" not in b.missed and b.waiting_for("me", 2) == ["a"]
+    assert "d" not in b.missed and b.waiting_for(2, "me") == ["a"]
 
 
 def test_landmark_pbt_rule_bottom_members_take_a_top_sigma_times_a_perturbation():
@@ -169,3 +169,34 @@ def test_landmark_pbt_controller_through_the_in_process_transport():
     again = make_controller(cfg, 1, "p3", transport)
     again.load_state_dict(state)
     assert again.exploits == 1 and again.sigma_values()[0] == pytest.approx(1.5)
+
+
+def test_a_landmark_pbt_population_runs_in_a_search_on_the_policy_servers_board(ray_session, tmp_path):
+    """landmark_pbt alone in a search: the server starts (boards, no warm start), members start from
+    a Latin-hypercube design, post every `interval` epochs, and bottom members take top members' sigmas."""
+    import json
+
+    import pandas as pd
+
+    from distlmk import schema as S
+    from distlmk.config import SearchConfig, from_dict
+    from distlmk.population.search import run_search
+
+    starts = latin_sigmas(4, 3, 1.0, 8.0, seed=0)
+    variants = [{"name": f"lpbt{i}", "method": "landmark_pbt",
+                 "sigma": {"per_landmark": starts[i].tolist(), "landmark_pbt": {"interval": 2, "quantile": 0.25}}}
+                for i in range(4)]
+    cfg = from_dict(SearchConfig, {
+        "name": "lpbt", "simulation": {"enabled": True}, "seeds": [0], "methods": [], "variants": variants,
+        "experiment": {"data": {"num_landmarks": 3}, "train": {"epochs": 6}}, "resources": {"cpu": 0.5},
+        "max_failures": 0, "policy": {"pretrain_rounds": 3},
+    }, "test")
+    out = run_search(cfg, str(tmp_path), quiet=True)
+    assert out.num_errors == 0
+    rec = pd.read_parquet(out.exp_dir / "records.parquet")
+    changed = [not np.allclose(a, b) for a, b in zip(rec[S.SIGMA_USED], rec[S.SIGMA_NEXT], strict=True)]
+    epochs_changed = set(rec.loc[changed, S.EPOCH])
+    assert epochs_changed and epochs_changed <= {2, 4}  # only on the rule's epochs (not the last)
+    stats = json.loads((out.exp_dir / "policy_stats.json").read_text())
+    assert stats["board"]["populations"] == 1 and stats["updates"] == 0 and "warm start" not in str(
+        stats["restored_from"])

@@ -61,7 +61,9 @@ class Board:
         self.epochs: dict[str, set[int]] = {}  # epochs each member has on the board
         self.left: set[str] = set()  # members that ended: never waited for again
         self.missed: set[str] = set()  # members a wait timed out on: not waited for until they post
+        self._latest: dict[str, int] = {}  # each member's last epoch on the board
         self._stacks: dict[int, tuple[list[str], np.ndarray, np.ndarray]] = {}
+        self._pending: dict[int, list[str]] = {}  # waiting_for's answers until the board changes
 
     # --- writing ------------------------------------------------------------------------
     def post(self, trial_id: str, epoch: int, sigma, err) -> None:
@@ -75,13 +77,21 @@ class Board:
         self.by_epoch.setdefault(epoch, {})[trial_id] = (np.asarray(sigma, float).copy(), np.asarray(err, float).copy())
         self._stacks.pop(epoch, None)
         mine.add(epoch)
+        self._latest[trial_id] = epoch  # every later row went above
         self.left.discard(trial_id)
         self.missed.discard(trial_id)
+        self._pending.clear()
 
     def leave(self, trial_id: str) -> None:
         """The member ended: its rows stay (peers at those epochs), nobody waits for it."""
         if trial_id in self.epochs:
             self.left.add(trial_id)
+            self._pending.clear()
+
+    def mark_missed(self, trial_ids) -> None:
+        """A wait timed out on these members: not waited for again until they post."""
+        self.missed.update(trial_ids)
+        self._pending.clear()
 
     # --- reading ------------------------------------------------------------------------
     def members(self, epoch: int) -> tuple[list[str], np.ndarray, np.ndarray]:
@@ -110,14 +120,15 @@ class Board:
         return s[mask], e[mask]
 
     def latest(self, trial_id: str) -> int:
-        mine = self.epochs.get(trial_id)
-        return max(mine) if mine else -1
+        return self._latest.get(trial_id, -1)
 
-    def waiting_for(self, trial_id: str, epoch: int) -> list[str]:
-        """Known live members (not `trial_id`) that have not reached `epoch` yet."""
-        return [t for t, mine in self.epochs.items()
-                if t != trial_id and t not in self.left and t not in self.missed and epoch not in mine
-                and (max(mine) if mine else -1) < epoch]
+    def waiting_for(self, epoch: int, trial_id: str | None = None) -> list[str]:
+        """Known live members (other than `trial_id`) that have not reached `epoch` yet: not ended,
+        not past a missed wait, and whose last posted epoch is earlier."""
+        if epoch not in self._pending:
+            self._pending[epoch] = [t for t, last in self._latest.items()
+                                    if last < epoch and t not in self.left and t not in self.missed]
+        return [t for t in self._pending[epoch] if t != trial_id]
 
     def context(self, post: BoardPost, waited_s: float = 0.0) -> BoardContext:
         """The features of a post (already on the board) against its peers; the rule's sigma if asked."""

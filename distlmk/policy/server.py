@@ -71,7 +71,7 @@ class PolicyServer:
         self.history: list[dict] = []  # per update: stats for the analysis plots
         self.batch_sizes: list[int] = []
         self.boards = Boards()
-        self._board_changed: asyncio.Event | None = None  # set (and replaced) on every post or leave
+        self._board_waiters: dict[tuple[str, int], asyncio.Event] = {}  # (board, epoch) -> set when nobody is pending
         self.board_waits = {"waits": 0, "timeouts": 0, "waited_s": 0.0}
 
     def _load_counters(self, path: Path) -> None:
@@ -148,34 +148,29 @@ class PolicyServer:
         return str(latest)
 
     # --- the boards -----------------------------------------------------------------
-    def _notify_board(self) -> None:
-        if self._board_changed is not None:
-            self._board_changed.set()
-        self._board_changed = asyncio.Event()
+    def _release_waiters(self) -> None:
+        """Wake the waits of every (board, epoch) nobody is pending for any more."""
+        for key, done in list(self._board_waiters.items()):
+            if not self.boards[key[0]].waiting_for(key[1]):
+                done.set()
+                del self._board_waiters[key]
 
     async def context(self, post: BoardPost) -> BoardContext:
         """Book the post, wait (bounded) for the population's live members to post this epoch,
         answer the board context against the peers at this epoch."""
         board = self.boards.post(post)
-        self._notify_board()
+        self._release_waiters()
         t0 = time.perf_counter()
-        deadline = t0 + max(post.wait_s, 0.0)
-        pending = board.waiting_for(post.trial_id, post.epoch)
-        if pending:
+        if post.wait_s > 0 and board.waiting_for(post.epoch, post.trial_id):
             self.board_waits["waits"] += 1
-        while pending:
-            left = deadline - time.perf_counter()
-            if left <= 0:
-                board.missed.update(pending)  # not waited for again until they post
-                self.board_waits["timeouts"] += 1
-                break
-            changed = self._board_changed
-            assert changed is not None
+            key = (post.board, int(post.epoch))
+            done = self._board_waiters.setdefault(key, asyncio.Event())
             try:
-                await asyncio.wait_for(changed.wait(), left)
-            except TimeoutError:
-                pass
-            pending = board.waiting_for(post.trial_id, post.epoch)
+                await asyncio.wait_for(done.wait(), post.wait_s)
+            except TimeoutError:  # not waited for again until they post; releases the others at this epoch
+                board.mark_missed(board.waiting_for(post.epoch, post.trial_id))
+                self.board_waits["timeouts"] += 1
+                self._release_waiters()
         waited = time.perf_counter() - t0
         self.board_waits["waited_s"] += waited
         return board.context(post, waited)
@@ -183,7 +178,7 @@ class PolicyServer:
     async def leave(self, trial_id: str) -> None:
         """The trial is over: no board waits for it any more (its rows stay)."""
         self.boards.leave(trial_id)
-        self._notify_board()
+        self._release_waiters()
 
     # --- control --------------------------------------------------------------------
     def end_trial(self, trial_id: str) -> int:
