@@ -7,7 +7,8 @@ sigmas per landmark) and shares one board; no grid's answer is given. The policy
 from the default peer rewards alone to read the board (where the peers that do best on a
 landmark put its sigma) and its own history. Populations of different policies have the same
 members (task, start, noise), so errors are compared member by member; returns are not (a
-peer reward is relative to the member's own population).
+peer reward is relative to the member's own population). The same frozen policy with every
+board answer neutral must do worse too: it reads the board, not only its own history.
 """
 
 import numpy as np
@@ -32,10 +33,11 @@ def test_frozen_policy_beats_keep_and_random_on_heldout_seeds(report_line):
         updates = core.stats["updates"]
         heldout = 10_000 + seed  # never seen in training
         learned = rollout(core, sc, EVAL_TRIALS, L, EPOCHS, seed=heldout, tag="e")
+        blind = rollout(core, sc, EVAL_TRIALS, L, EPOCHS, seed=heldout, tag="b", blind=True)  # board features all 0
         keep = rollout("keep", sc, EVAL_TRIALS, L, EPOCHS, seed=heldout)
         random = rollout("random", sc, EVAL_TRIALS, L, EPOCHS, seed=heldout)
         assert core.stats["updates"] == updates  # frozen: evaluation did not train it
-        for name, base in (("keep", keep), ("random", random)):
+        for name, base in (("keep", keep), ("random", random), ("the same policy without its board", blind)):
             diff = base.final_err - learned.final_err  # paired: the same members
             se = diff.std(ddof=1) / np.sqrt(EVAL_TRIALS)
             report_line(f"RL learning, seed {seed}: final error {learned.final_err.mean():.2f} vs {name} "

@@ -19,22 +19,25 @@ from distlmk.protocol import KEEP_MOVE, ActionPart, BoardContext, BoardPost, Ste
 
 
 class LocalBoards:
-    """The board half of the protocol, in process (no waiting)."""
+    """The board half of the protocol, in process (no waiting). `blind`: every answer is the
+    neutral "alone" context (an ablation: the same population without its board)."""
 
-    def __init__(self) -> None:
+    def __init__(self, blind: bool = False) -> None:
         self.boards = Boards()
+        self.blind = blind
         self.last_latency_ms: float | None = None  # not measured in process
 
     def context(self, post: BoardPost) -> BoardContext:
-        return self.boards.answer(post)
+        ctx = self.boards.answer(post)
+        return BoardContext.alone(len(post.err)) if self.blind else ctx
 
     def leave(self, trial_id: str) -> None:
         self.boards.leave(trial_id)
 
 
 class CoreTransport(LocalBoards):
-    def __init__(self, core: PolicyCore):
-        super().__init__()
+    def __init__(self, core: PolicyCore, blind: bool = False):
+        super().__init__(blind)
         self.core = core
 
     def step(self, request: StepRequest) -> np.ndarray:

@@ -53,10 +53,11 @@ def make_trial(sigma_cfg: SigmaConfig, num_landmarks: int, epochs: int, task: in
 
 
 def rollout(policy: PolicyCore | str, sigma_cfg: SigmaConfig, num_trials: int, num_landmarks: int, epochs: int,
-            seed: int, tag: str = "t") -> RolloutResult:
+            seed: int, tag: str = "t", blind: bool = False) -> RolloutResult:
     """Run a population of `num_trials` simulated members (task `seed`) to completion. `policy` is
-    a PolicyCore or a baseline name ("keep": never move nor stop; "random": random moves, never stop)."""
-    transport = FixedActionTransport(policy, seed) if isinstance(policy, str) else CoreTransport(policy)
+    a PolicyCore or a baseline name ("keep": never move nor stop; "random": random moves, never stop).
+    `blind`: the policy's board answers are neutral (the same population without its board)."""
+    transport = FixedActionTransport(policy, seed) if isinstance(policy, str) else CoreTransport(policy, blind)
     task = seed * 100_003
     starts = latin_sigmas(num_trials, num_landmarks, sigma_cfg.min, sigma_cfg.max, seed=task)
     trials = [make_trial(sigma_cfg, num_landmarks, epochs, task, i, starts[i], f"{tag}{i}", tag, transport)
