@@ -34,7 +34,16 @@ import pandas as pd
 
 from distlmk import schema as S
 from distlmk.analysis.comparison import CompareRun, write_comparison
-from distlmk.config import CompareConfig, RLControlOverrides, SearchConfig, SigmaOverrides, VariantConfig, to_dict
+from distlmk.config import (
+    CompareConfig,
+    LandmarkPBTOverrides,
+    RLControlOverrides,
+    SearchConfig,
+    SigmaOverrides,
+    VariantConfig,
+    to_dict,
+)
+from distlmk.control.landmark_pbt import latin_sigmas
 from distlmk.population.selection import best_by_val, per_landmark_choice
 from distlmk.runner import search
 from distlmk.stages import SINGLE_ROLES, Role, StageKind, StageSpec, fixed_variant
@@ -46,16 +55,6 @@ class StageResult:
     exp_dir: Path
     summary: pd.DataFrame
     policy_stats: dict
-
-
-def latin_sigmas(members: int, num_landmarks: int, lo: float, hi: float, seed) -> np.ndarray:
-    """[N, L] a Latin square per landmark in log sigma: each member holds a different stratum of
-    [lo, hi] on every landmark (strata shuffled independently per landmark), so a population of N
-    probes the whole range on every landmark from the first epoch."""
-    rng = np.random.default_rng(seed)
-    strata = np.stack([rng.permutation(members) for _ in range(num_landmarks)], axis=1)  # [N, L]
-    u = (strata + rng.uniform(size=strata.shape)) / members
-    return np.exp(np.log(lo) + u * (np.log(hi) - np.log(lo)))
 
 
 def random_sigmas(members: int, num_landmarks: int, lo: float, hi: float, seed) -> np.ndarray:
@@ -197,7 +196,9 @@ class Arena:
                                               "perturbation_interval": c.perturbation_interval})
             if Role.LANDMARK_PBT in c.baselines:
                 self.run_stage(StageSpec(f"landmark_pbt_d{d}", StageKind.POPULATION, (d,), (Role.LANDMARK_PBT,)),
-                               _members(Role.LANDMARK_PBT, "landmark_pbt", design, d), freeze=True)
+                               _members(Role.LANDMARK_PBT, "landmark_pbt", design, d,
+                                        landmark_pbt=LandmarkPBTOverrides(interval=c.perturbation_interval)),
+                               freeze=True)
             if policy:
                 self.run_stage(StageSpec(f"rl_d{d}", StageKind.POPULATION, (d,), (Role.RL,)),
                                _members(Role.RL, "rl", design, d, rl=RLControlOverrides(allow_stop=False)),

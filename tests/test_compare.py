@@ -12,8 +12,9 @@ import yaml
 
 from distlmk import schema as S
 from distlmk.analysis.comparison import CompareRun, build_comparison, write_comparison
-from distlmk.compare import latin_sigmas, plan_stages, random_sigmas
+from distlmk.compare import plan_stages, random_sigmas
 from distlmk.config import CompareConfig, load_yaml
+from distlmk.control.landmark_pbt import latin_sigmas
 from distlmk.population.selection import best_by_val, per_landmark_choice, validation_view
 from distlmk.stages import Role, StageKind, StageSpec
 

@@ -91,7 +91,7 @@ def test_plan_carries_each_trials_whole_experiment():
         seeds=[0, 1], methods=["fixed", "rl"], fixed_sigmas=[1.5, 2.5], rl_trials_per_seed=2,
         experiment={"data": {"num_landmarks": 3}, "sigma": {"init": 3.0, "rl": {"step_factor": 1.5}}},
         variants=[{"name": "pl", "method": "rl", "replicas": 1,
-                   "sigma": {"per_landmark": [1.0, 2.0, 3.0], "rl": {"reference": [2.0, 2.0, 2.0]}}}]), "test")
+                   "sigma": {"per_landmark": [1.0, 2.0, 3.0], "rl": {"board": "pl"}}}]), "test")
     plans = plan_trials(cfg, 3)
     assert [p.index for p in plans] == list(range(2 * (2 + 2 + 1)))
     fixed = [p for p in plans if p.method == "fixed"]
@@ -100,15 +100,15 @@ def test_plan_carries_each_trials_whole_experiment():
     pl = [p for p in plans if p.variant == "pl"]
     assert [p.seed for p in pl] == [0, 1] and all(p.experiment.train.seed == p.seed for p in plans)
     s = pl[0].experiment.sigma
-    assert (s.method, s.init, s.per_landmark, s.rl.reference, s.rl.step_factor) == (
-        "rl", 3.0, [1.0, 2.0, 3.0], [2.0, 2.0, 2.0], 1.5)  # overrides on top of the experiment's sigma
+    assert (s.method, s.init, s.per_landmark, s.rl.board, s.rl.step_factor) == (
+        "rl", 3.0, [1.0, 2.0, 3.0], "pl", 1.5)  # overrides on top of the experiment's sigma
     assert s.rl.server_name == "distlmk_policy:plan"
     assert cfg.experiment.sigma.per_landmark == [] and cfg.experiment.sigma.method == "fixed"  # config untouched
     for p in plans:  # Tune's plain values, and back
         assert TrialPlan.from_config(p.as_config()) == p
     d = plans[0].as_config()
-    del d["experiment"]["sigma"]["rl"]["reference"]
-    with pytest.raises(ValueError, match="experiment.sigma.rl.reference: missing"):
+    del d["experiment"]["sigma"]["rl"]["board"]
+    with pytest.raises(ValueError, match="experiment.sigma.rl.board: missing"):
         TrialPlan.from_config(d)
 
 

@@ -1,10 +1,14 @@
 """The central policy really learns: PPO on simulated populations, then frozen on held-out
-seeds, beats the fair baselines through the same `RLSigma` client live trials use.
+tasks, beats the fair baselines through the same `RLSigma` client live trials use.
 
 Baselines: keep every sigma and never stop (what the trial would do without a policy), and
-random moves without stopping. Each trial starts all landmarks at one sigma and gets as
-population context a noisy estimate of each landmark's best sigma; the policy must learn
-to use it (move toward it) from rewards alone.
+random moves without stopping. Each population starts cold (a Latin-hypercube design of
+sigmas per landmark) and shares one board; no grid's answer is given. The policy must learn
+from the default peer rewards alone to read the board (where the peers that do best on a
+landmark put its sigma) and its own history. Populations of different policies have the same
+members (task, start, noise), so errors are compared member by member; returns are not (a
+peer reward is relative to the member's own population). The same frozen policy with every
+board answer neutral must do worse too: it reads the board, not only its own history.
 """
 
 import numpy as np
@@ -29,16 +33,15 @@ def test_frozen_policy_beats_keep_and_random_on_heldout_seeds(report_line):
         updates = core.stats["updates"]
         heldout = 10_000 + seed  # never seen in training
         learned = rollout(core, sc, EVAL_TRIALS, L, EPOCHS, seed=heldout, tag="e")
+        blind = rollout(core, sc, EVAL_TRIALS, L, EPOCHS, seed=heldout, tag="b", blind=True)  # board features all 0
         keep = rollout("keep", sc, EVAL_TRIALS, L, EPOCHS, seed=heldout)
         random = rollout("random", sc, EVAL_TRIALS, L, EPOCHS, seed=heldout)
         assert core.stats["updates"] == updates  # frozen: evaluation did not train it
-        for name, base in (("keep", keep), ("random", random)):
-            diff = learned.trial_returns - base.trial_returns  # paired: same cost models
+        for name, base in (("keep", keep), ("random", random), ("the same policy without its board", blind)):
+            diff = base.final_err - learned.final_err  # paired: the same members
             se = diff.std(ddof=1) / np.sqrt(EVAL_TRIALS)
-            report_line(f"RL learning, seed {seed}: return {learned.trial_returns.mean():.2f} vs {name} "
-                        f"{base.trial_returns.mean():.2f} (paired margin {diff.mean():.2f}, {diff.mean() / se:.1f} s.e.); "
-                        f"final error {learned.final_err.mean():.2f} vs {base.final_err.mean():.2f} mm; "
+            report_line(f"RL learning, seed {seed}: final error {learned.final_err.mean():.2f} vs {name} "
+                        f"{base.final_err.mean():.2f} mm (paired margin {diff.mean():.2f}, {diff.mean() / se:.1f} s.e.); "
                         f"|log sigma - log best| {learned.sigma_distance.mean():.3f} vs {base.sigma_distance.mean():.3f}")
-            assert diff.mean() > 4 * se and diff.mean() > 0.5
-            assert learned.final_err.mean() < base.final_err.mean()
+            assert diff.mean() > 4 * se
             assert learned.sigma_distance.mean() < base.sigma_distance.mean()

@@ -108,3 +108,37 @@ def test_rl_controller_keeps_sigma_when_policy_missing(ray_session):
     d = c.observe(EpochFeedback(1, 10, np.ones(3), np.ones(3)))
     assert not d.stop and c.failures >= 1
     np.testing.assert_allclose(c.sigma_values(), 3.0)
+
+
+def post(tid, epoch, err, wait_s=5.0, board="pop"):
+    from distlmk.protocol import BoardPost
+
+    return BoardPost(board, tid, epoch, np.array([2.0, 3.0]), np.array(err, float), wait_s=wait_s)
+
+
+def test_board_waits_for_live_peers_at_the_same_epoch(server):
+    """The server answers a post once every known live member posted that epoch (bounded), not
+    waiting for members that left or missed a wait; a trial alone gets neutral features."""
+    _, srv, _ = server
+    alone = ray.get(srv.context.remote(post("a", 1, [1.0, 1.0], board="solo")))
+    assert alone.num_peers == 0 and np.all(alone.features == 0)
+    ray.get([srv.context.remote(post(t, 1, [1.0, 1.0])) for t in ("a", "b")])  # both known at epoch 1
+    early = srv.context.remote(post("a", 2, [1.0, 4.0]))  # b has not posted epoch 2: a waits
+    time.sleep(0.5)
+    ready, _ = ray.wait([early], timeout=0)
+    assert not ready
+    ray.get(srv.context.remote(post("b", 2, [2.0, 2.0])))
+    ctx = ray.get(early, timeout=10)
+    assert ctx.num_peers == 1 and ctx.waited_s >= 0.4
+    np.testing.assert_allclose(ctx.peer_median_err, [2.0, 2.0])
+    ray.get(srv.leave.remote("b"))  # b is over: nobody waits for it
+    t0 = time.time()
+    assert ray.get(srv.context.remote(post("a", 3, [1.0, 1.0]))).num_peers == 0 and time.time() - t0 < 2
+    ray.get(srv.context.remote(post("c", 3, [1.0, 1.0], wait_s=0.0)))
+    t0 = time.time()  # c never posts epoch 4: a waits its bound once, then no more
+    assert ray.get(srv.context.remote(post("a", 4, [1.0, 1.0], wait_s=0.5))).num_peers == 0
+    assert 0.4 < time.time() - t0
+    t0 = time.time()
+    ray.get(srv.context.remote(post("a", 5, [1.0, 1.0], wait_s=5.0)))
+    assert time.time() - t0 < 2
+    assert ray.get(srv.stats.remote())["board"]["timeouts"] == 1

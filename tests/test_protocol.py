@@ -5,29 +5,64 @@ import pytest
 
 from distlmk.config import RLControlConfig, SigmaConfig
 from distlmk.control.rl import TrialState
-from distlmk.protocol import OBS_DIM, OBSERVATION_SPACE
+from distlmk.protocol import BOARD_DIM, BOARD_FEATURES, OBS_DIM, OBSERVATION_SPACE
+from distlmk.protocol import Feature as F
 
 
-def state(L=3, reference=None, **rl):
+def state(L=3, **rl):
     cfg = SigmaConfig(method="rl", min=1.0, max=8.0, rl=RLControlConfig(**rl))
-    return TrialState(L, cfg, np.asarray(reference if reference is not None else [2.0] * L, float))
+    return TrialState(L, cfg)
 
 
-def test_rows_rewards_and_population_context():
-    p = state(reference=[1.0, 2.0, 4.0])
+def test_rows_and_own_rewards():
+    p = state(reward="own")
     err0 = np.array([10.0, 20.0, 5.0])
-    obs = p.observation(np.array([1.0, 8.0, np.sqrt(8.0)]), err0, np.ones(3), 1, 10)
+    board = np.arange(3 * BOARD_DIM, dtype=np.float32).reshape(3, BOARD_DIM) / 10
+    obs = p.observation(np.array([1.0, 8.0, np.sqrt(8.0)]), err0, np.ones(3), 1, 10, board)
     assert obs.shape == (4, OBS_DIM) and all(OBSERVATION_SPACE.contains(row) for row in obs)
-    np.testing.assert_allclose(obs[:3, 1], [0.0, 1.0, 0.5], atol=1e-6)
-    np.testing.assert_allclose(obs[:3, 3], np.log([1.0, 4.0, np.sqrt(8.0) / 4.0]), atol=1e-6)  # vs reference
-    assert obs[3, 0] == 1 and np.all(obs[:3, 0] == 0)
+    np.testing.assert_allclose(obs[:3, F.SIGMA_POS], [0.0, 1.0, 0.5], atol=1e-6)
+    np.testing.assert_allclose(obs[:3, list(BOARD_FEATURES)], board)  # the board's columns, by name
+    np.testing.assert_allclose(obs[3, list(BOARD_FEATURES)], board.mean(axis=0), rtol=1e-6)  # trial row: means
+    assert obs[3, F.IS_TRIAL_ROW] == 1 and np.all(obs[:3, F.IS_TRIAL_ROW] == 0)
+    alone = p.observation(np.ones(3), err0, np.ones(3), 1, 10)
+    assert np.all(alone[:, list(BOARD_FEATURES)] == 0)  # no board: neutral
     p.commit(err0, 1)
     err1 = np.array([8.0, 20.0, 6.0])
     r = p.rewards(err1, 3)
     np.testing.assert_allclose(r[:3], 10.0 * np.log([10 / 8, 1.0, 5 / 6]), rtol=1e-6)
     assert r[3] == pytest.approx(r[:3].mean() - 0.02)
     obs1 = p.observation(np.ones(3), err1, np.ones(3), 3, 10)
-    assert obs1[0, 4] == pytest.approx(0.2) and obs1[2, 4] == pytest.approx(-0.2)
+    assert obs1[0, F.TREND] == pytest.approx(0.2) and obs1[2, F.TREND] == pytest.approx(-0.2)
+
+
+def test_peer_reward_cancels_a_common_trend_and_falls_back_to_own_alone():
+    """Every member's error falls by the same factor: the peer reward is 0, the own reward positive."""
+    peer, own = state(reward="peer"), state(reward="own")
+    err0, med0 = np.array([10.0, 4.0, 6.0]), np.array([12.0, 5.0, 6.0])
+    for p in (peer, own):
+        p.commit(err0, 1, med0)
+    r_peer = peer.rewards(0.7 * err0, 2, 0.7 * med0)  # the trial and its peers' median fell by 30 %
+    r_own = own.rewards(0.7 * err0, 2, 0.7 * med0)
+    np.testing.assert_allclose(r_peer[:3], 0.0, atol=1e-5)
+    np.testing.assert_allclose(r_own[:3], 10 * np.log(1 / 0.7), rtol=1e-6)
+    # beating the peers pays: its error falls by 30 %, theirs by 10 %
+    np.testing.assert_allclose(peer.rewards(0.7 * err0, 2, 0.9 * med0)[:3], 10 * np.log(0.9 / 0.7), rtol=1e-5)
+    # no peers now (or at the previous decision): the own form
+    np.testing.assert_allclose(peer.rewards(0.7 * err0, 2, None)[:3], r_own[:3], rtol=1e-6)
+    lonely = state(reward="peer")
+    lonely.commit(err0, 1, None)
+    np.testing.assert_allclose(lonely.rewards(0.7 * err0, 2, 0.7 * med0)[:3], r_own[:3], rtol=1e-6)
+
+
+def test_terminal_reward_arrives_on_the_last_step_only():
+    p = state(reward="terminal", epoch_cost=0.0)
+    err0 = np.array([10.0, 4.0, 6.0])
+    p.observation(np.ones(3), err0, np.ones(3), 1, 10)
+    p.commit(err0, 1)
+    mid = p.rewards(0.5 * err0, 2, final=np.array([False, True, False]))
+    np.testing.assert_allclose(mid, [0.0, 10 * np.log(2), 0.0, 0.0], rtol=1e-6)  # landmark 1 ended
+    end = p.rewards(0.25 * err0, 3, trial_final=True)
+    np.testing.assert_allclose(end, [10 * np.log(4)] * 4, rtol=1e-6)
 
 
 def test_apply_moves_clips_and_gates_stop():
@@ -64,7 +99,7 @@ def test_client_sends_terminal_steps_and_truncates_through_any_transport():
 
     class Recorder:
         def __init__(self):
-            self.requests, self.ended = [], []
+            self.requests, self.ended, self.left = [], [], []
             self.last_latency_ms = None  # PolicyTransport's attribute
 
         def step(self, req):
@@ -74,6 +109,12 @@ def test_client_sends_terminal_steps_and_truncates_through_any_transport():
 
         def end_trial(self, tid):
             self.ended.append(tid)
+
+        def context(self, post):
+            return None  # no board reached: neutral features, own rewards
+
+        def leave(self, tid):
+            self.left.append(tid)
 
     t = Recorder()
     cfg = SigmaConfig(method="rl", init=2.0, rl=RLControlConfig(min_progress_to_stop=0.0, allow_stop=True))
@@ -88,3 +129,5 @@ def test_client_sends_terminal_steps_and_truncates_through_any_transport():
     # the 2nd answer ended both landmarks and stopped the trial: one terminal request for every row
     assert d.stop and list(third.rows) == [0, 1, 2] and third.terminated.all()
     np.testing.assert_allclose(c.sigma_values(), 2.0 * 1.25**2)
+    c.close()
+    assert t.left == ["x"]  # over: it leaves the board

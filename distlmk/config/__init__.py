@@ -15,6 +15,8 @@ from distlmk.config.types import (
     ExperimentConfig,
     FaultConfig,
     FaultsConfig,
+    LandmarkPBTConfig,
+    LandmarkPBTOverrides,
     Method,
     ModelConfig,
     PolicyConfig,
@@ -32,7 +34,7 @@ from distlmk.config.types import (
 
 __all__ = [
     "AblationConfig", "AugmentConfig", "CompareConfig", "ConfigError", "DataConfig", "ExperimentConfig",
-    "FaultConfig", "FaultsConfig", "Method", "ModelConfig", "PolicyConfig", "RLControlConfig", "RLControlOverrides",
+    "FaultConfig", "FaultsConfig", "LandmarkPBTConfig", "LandmarkPBTOverrides", "Method", "ModelConfig", "PolicyConfig", "RLControlConfig", "RLControlOverrides",
     "ResourcesConfig", "SchedulerConfig", "SearchConfig", "SigmaConfig", "SigmaOverrides",
     "SimulationConfig", "TrainConfig", "VariantConfig", "explain", "field_docs", "format_explain", "from_dict",
     "json_default", "load_yaml", "to_dict", "validate_search",

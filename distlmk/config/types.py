@@ -11,7 +11,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-Method = Literal["fixed", "schedule", "learned", "learned_anisotropic", "adaloss", "rl"]  # the sigma controllers
+Method = Literal["fixed", "schedule", "learned", "learned_anisotropic", "adaloss", "rl", "landmark_pbt"]  # the sigma controllers
 
 
 @dataclass
@@ -60,19 +60,42 @@ class ModelConfig:
 
 @dataclass
 class RLControlConfig:
-    """How a trial talks to the central policy (the policy's own settings are in PolicyConfig)."""
+    """How a trial talks to the central policy server and its board (the policy's own settings are in
+    PolicyConfig); landmark_pbt members use its server_name, timeout_s, board and peer_wait_s too."""
 
     server_name: str = "distlmk_policy"  # named Ray actor of the central policy (a search appends its name)
     step_factor: float = 1.25  # multiplicative sigma step per lower/raise action
     decision_interval: int = 1  # epochs between decisions
-    timeout_s: float = 10.0  # keep current sigmas when the policy is slower than this
+    timeout_s: float = 10.0  # keep current sigmas when the policy is slower than this (board calls: plus peer_wait_s)
     allow_stop: bool = True  # honour the policy's trial stop / landmark end actions
     min_progress_to_stop: float = 0.3  # stop / end actions are honoured only after this progress
     epoch_cost: float = 0.01  # reward cost per epoch spent (trial row)
-    reward_scale: float = 10.0  # landmark reward = reward_scale * log(previous err / err)
-    # population context [L]: each landmark's best sigma found by the population (e.g. the
-    # per-landmark choice of a sigma grid on validation); empty: the trial's starting sigma
-    reference: list[float] = field(default_factory=list)
+    reward_scale: float = 10.0  # landmark reward = reward_scale * (change of the log error term, see `reward`)
+    # landmark reward: peer = change of log(err_l / peers' median err_l at the same epoch) since the
+    # previous decision (the population's common trend cancels; own where no peers); own = change of
+    # log err_l; terminal = 0 until the row's last step, then log(first err_l / err_l)
+    reward: Literal["peer", "own", "terminal"] = "peer"
+    board: str = ""  # the population's board on the policy server (peers = its members); empty: the method name
+    # how long the server waits, per decision, for the population's live members to post the same
+    # epoch (lockstep populations compare like with like); 0: answer with whoever posted
+    peer_wait_s: float = 5.0
+    peer_quantile: float = 0.25  # board features: "peers that do best on l" = this top quantile by error on l
+
+
+@dataclass
+class LandmarkPBTConfig:
+    """landmark_pbt: per-landmark exploit/explore of sigma on the population's board (no weights copied).
+
+    Every `interval` epochs a member posts its sigma and validation error per landmark to its
+    population's board (on the policy server, `sigma.rl.server_name`, board `sigma.rl.board`,
+    waiting up to `sigma.rl.peer_wait_s` for the other members); per landmark, a member in the
+    bottom `quantile` of error among the members at that epoch takes the sigma of a random
+    member of the top `quantile` times a random factor of `perturb`, clipped to [sigma.min, sigma.max]."""
+
+    interval: int = 2  # epochs between exploit steps
+    quantile: float = 0.25  # bottom members (this share, at least one) take a top member's sigma_l
+    perturb: list[float] = field(default_factory=lambda: [0.8, 1.25])  # factors drawn at random for a taken sigma_l
+    seed: int = 0  # the draws depend on (trial id, epoch, seed) only
 
 
 @dataclass
@@ -95,6 +118,7 @@ class SigmaConfig:
     schedule_end: float = 1.0  # schedule: ... and ends here (heatmap pixels)
     schedule_shape: Literal["linear", "cosine", "geometric"] = "cosine"  # schedule: the curve between them
     rl: RLControlConfig = field(default_factory=RLControlConfig)  # rl: the trial side of the policy
+    landmark_pbt: LandmarkPBTConfig = field(default_factory=LandmarkPBTConfig)  # landmark_pbt: the rule's settings
 
 
 @dataclass
@@ -226,9 +250,25 @@ class RLControlOverrides:
     min_progress_to_stop: float | None = None  # overrides sigma.rl.min_progress_to_stop
     epoch_cost: float | None = None  # overrides sigma.rl.epoch_cost
     reward_scale: float | None = None  # overrides sigma.rl.reward_scale
-    reference: list[float] | None = None  # overrides sigma.rl.reference
+    reward: Literal["peer", "own", "terminal"] | None = None  # overrides sigma.rl.reward
+    board: str | None = None  # overrides sigma.rl.board
+    peer_wait_s: float | None = None  # overrides sigma.rl.peer_wait_s
+    peer_quantile: float | None = None  # overrides sigma.rl.peer_quantile
 
     def apply_to(self, base: RLControlConfig) -> RLControlConfig:
+        return _overridden(base, self)
+
+
+@dataclass
+class LandmarkPBTOverrides:
+    """A variant's overrides of sigma.landmark_pbt: a key left out (null) keeps the experiment's value."""
+
+    interval: int | None = None  # overrides sigma.landmark_pbt.interval
+    quantile: float | None = None  # overrides sigma.landmark_pbt.quantile
+    perturb: list[float] | None = None  # overrides sigma.landmark_pbt.perturb
+    seed: int | None = None  # overrides sigma.landmark_pbt.seed
+
+    def apply_to(self, base: LandmarkPBTConfig) -> LandmarkPBTConfig:
         return _overridden(base, self)
 
 
@@ -249,11 +289,13 @@ class SigmaOverrides:
     schedule_end: float | None = None  # overrides sigma.schedule_end
     schedule_shape: Literal["linear", "cosine", "geometric"] | None = None  # overrides sigma.schedule_shape
     rl: RLControlOverrides = field(default_factory=RLControlOverrides)  # overrides of sigma.rl
+    landmark_pbt: LandmarkPBTOverrides = field(default_factory=LandmarkPBTOverrides)  # overrides of sigma.landmark_pbt
 
     def apply_to(self, base: SigmaConfig) -> SigmaConfig:
         """`base` with these overrides (a new SigmaConfig; `base` is left as it is)."""
-        out = _overridden(base, self, skip=("rl",))
+        out = _overridden(base, self, skip=("rl", "landmark_pbt"))
         out.rl = self.rl.apply_to(base.rl)
+        out.landmark_pbt = self.landmark_pbt.apply_to(base.landmark_pbt)
         return out
 
 

@@ -1,4 +1,5 @@
-"""Sigma controllers: fixed | learned | learned_anisotropic | adaloss | rl, behind one interface."""
+"""Sigma controllers: fixed | schedule | learned | learned_anisotropic | adaloss | rl | landmark_pbt,
+behind one interface."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from distlmk.control.base import Decision, EpochFeedback, SigmaController
 def make_controller(
     cfg: SigmaConfig, num_landmarks: int, trial_id: str | None = None, transport=None
 ) -> SigmaController:
-    """The controller of `cfg.method`; `transport` reaches the policy (rl only; default: its Ray actor)."""
+    """The controller of `cfg.method`; `transport` reaches the policy server (rl, landmark_pbt; default: its Ray actor)."""
     if cfg.method == "fixed":
         from distlmk.control.fixed import FixedSigma
 
@@ -34,6 +35,10 @@ def make_controller(
         from distlmk.control.rl import RLSigma
 
         return RLSigma(cfg, num_landmarks, trial_id=trial_id or "local", transport=transport)
+    if cfg.method == "landmark_pbt":
+        from distlmk.control.landmark_pbt import LandmarkPBTSigma
+
+        return LandmarkPBTSigma(cfg, num_landmarks, trial_id=trial_id or "local", transport=transport)
     raise ValueError(f"sigma.method: unknown method {cfg.method!r}")
 
 

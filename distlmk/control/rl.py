@@ -1,15 +1,17 @@
 """rl: per-landmark sigma moves and early stops chosen by the central RLlib policy.
 
 The trial side of the one protocol (`distlmk.protocol`): every `decision_interval` epochs
-`RLSigma` builds its L+1 rows (`TrialState.observation`), the rewards of its previous
-decision, sends them through a transport and applies the returned actions. Transports:
-`RayPolicyTransport` (the named policy actor of a population) or an in-process one
-(`distlmk.policy.local`) for the warm start and tests, so every user of the policy speaks
-the same protocol through the same client.
+`RLSigma` posts its sigma and per-landmark validation error to its population's board and
+gets its board features back (`context`), builds its L+1 rows (`TrialState.observation`) and
+the rewards of its previous decision, sends them (`step`) and applies the returned actions.
+Transports: `RayPolicyTransport` (the named policy actor of a population, which holds the
+boards) or an in-process one (`distlmk.policy.local`) for the warm start and tests, so every
+user of the policy speaks the same protocol through the same client.
 
 If the policy is unreachable or slower than `timeout_s`, the trial keeps its sigmas, logs it
-and goes on; its next contact truncates the broken episode first, as does a (re)start after
-a retry or a PBT exploit (`end_trial`), so no episode mixes two histories.
+and goes on (a board it cannot reach reads as no peers); its next contact truncates the broken
+episode first, as does a (re)start after a retry or a PBT exploit (`end_trial`), so no episode
+mixes two histories. When the trial is over it `leave`s the board (nobody waits for it).
 """
 
 from __future__ import annotations
@@ -23,20 +25,41 @@ import numpy as np
 
 from distlmk.config import SigmaConfig
 from distlmk.control.base import Decision, EpochFeedback, SigmaController
-from distlmk.protocol import NO_ACTION, OBS_DIM, OBS_LIMIT, StepRequest
+from distlmk.protocol import (
+    BOARD_FEATURES,
+    NO_ACTION,
+    OBS_DIM,
+    OBS_LIMIT,
+    ActionPart,
+    BoardContext,
+    BoardPost,
+    Feature,
+    Move,
+    StepRequest,
+)
 
 log = logging.getLogger("distlmk.control.rl")
 
 
 class PolicyTransport(Protocol):
-    """How a trial reaches the policy: `step` answers actions [R, 2] (None: no answer);
-    `last_latency_ms` is the last answered call's round trip (None where not measured)."""
+    """How a trial reaches the policy server: `context` posts to the board and answers the board
+    context, `step` answers actions [R, 2] (None: no answer); `last_latency_ms` is the last
+    answered call's round trip (None where not measured)."""
 
     last_latency_ms: float | None
+
+    def context(self, post: BoardPost) -> BoardContext | None: ...
 
     def step(self, request: StepRequest) -> np.ndarray | None: ...
 
     def end_trial(self, trial_id: str) -> None: ...
+
+    def leave(self, trial_id: str) -> None: ...
+
+
+def board_name(cfg: SigmaConfig) -> str:
+    """The population a trial's board rows go to: `sigma.rl.board`, else its method."""
+    return cfg.rl.board or cfg.method
 
 
 class RayPolicyTransport:
@@ -47,7 +70,7 @@ class RayPolicyTransport:
         self._server = None
         self.last_latency_ms: float | None = None
 
-    def _call(self, method: str, *args):
+    def _call(self, method: str, *args, extra_s: float = 0.0):
         import ray
         from ray.exceptions import GetTimeoutError, RayError
 
@@ -55,7 +78,7 @@ class RayPolicyTransport:
             if self._server is None:
                 self._server = ray.get_actor(self.server_name)
             t0 = time.perf_counter()
-            out = ray.get(getattr(self._server, method).remote(*args), timeout=self.timeout_s)
+            out = ray.get(getattr(self._server, method).remote(*args), timeout=self.timeout_s + extra_s)
             self.last_latency_ms = (time.perf_counter() - t0) * 1e3
             return out
         except (GetTimeoutError, RayError, ValueError) as e:
@@ -64,11 +87,17 @@ class RayPolicyTransport:
                         self.server_name, method, type(e).__name__)
             return None
 
+    def context(self, post: BoardPost) -> BoardContext | None:
+        return self._call("context", post, extra_s=post.wait_s)  # the server may wait for peers first
+
     def step(self, request: StepRequest) -> np.ndarray | None:
         return self._call("step", request)
 
     def end_trial(self, trial_id: str) -> None:
         self._call("end_trial", trial_id)
+
+    def leave(self, trial_id: str) -> None:
+        self._call("leave", trial_id)
 
 
 @dataclass
@@ -77,10 +106,10 @@ class TrialState:
 
     num_landmarks: int
     sigma_cfg: SigmaConfig
-    reference: np.ndarray  # [L] population-context sigma (feature 3)
     first_err: np.ndarray | None = None
     first_loss: np.ndarray | None = None
     prev_err: np.ndarray | None = None
+    prev_rel: np.ndarray | None = None  # [L] log(err / peers' median err) at the previous decision (nan: no peers)
     prev_epoch: int = 0
     last_move: np.ndarray = field(default=None)  # type: ignore[assignment]
     ended: np.ndarray = field(default=None)  # type: ignore[assignment]
@@ -95,40 +124,78 @@ class TrialState:
     def trial_row(self) -> int:
         return self.num_landmarks
 
-    def observation(self, sigma: np.ndarray, err: np.ndarray, loss: np.ndarray, epoch: int, epochs: int) -> np.ndarray:
-        """All L+1 rows [L+1, OBS_DIM] for the current state."""
+    def observation(self, sigma: np.ndarray, err: np.ndarray, loss: np.ndarray, epoch: int, epochs: int,
+                    board: np.ndarray | None = None) -> np.ndarray:
+        """All L+1 rows [L+1, OBS_DIM] for the current state; `board` [L, BOARD_DIM] from the
+        board's context (None: no peers, all board features 0)."""
+        F = Feature
         if self.first_err is None:
             self.first_err = np.maximum(err, 1e-6).copy()
             self.first_loss = np.maximum(loss, 1e-12).copy()
         prev = self.prev_err if self.prev_err is not None else err
         lo, hi = np.log(self.sigma_cfg.min), np.log(self.sigma_cfg.max)
-        lm = np.empty((self.num_landmarks, OBS_DIM), np.float32)
-        lm[:, 0] = 0.0
-        lm[:, 1] = (np.log(sigma) - lo) / max(hi - lo, 1e-9)
-        lm[:, 2] = np.log(np.maximum(err, 1e-6) / self.first_err)
-        lm[:, 3] = np.log(sigma / self.reference)
-        lm[:, 4] = np.clip((prev - err) / np.maximum(prev, 1e-6), -1, 1)
-        lm[:, 5] = np.log(np.maximum(loss, 1e-12) / self.first_loss)
-        lm[:, 6] = epoch / max(epochs, 1)
-        lm[:, 7] = self.last_move
+        lm = np.zeros((self.num_landmarks, OBS_DIM), np.float32)
+        lm[:, F.IS_TRIAL_ROW] = 0.0
+        lm[:, F.SIGMA_POS] = (np.log(sigma) - lo) / max(hi - lo, 1e-9)
+        lm[:, F.LOG_ERR_REL] = np.log(np.maximum(err, 1e-6) / self.first_err)
+        lm[:, F.TREND] = np.clip((prev - err) / np.maximum(prev, 1e-6), -1, 1)
+        lm[:, F.LOG_LOSS_REL] = np.log(np.maximum(loss, 1e-12) / self.first_loss)
+        lm[:, F.PROGRESS] = epoch / max(epochs, 1)
+        lm[:, F.LAST_MOVE] = self.last_move
+        if board is not None:
+            lm[:, list(BOARD_FEATURES)] = board
         trial = lm.mean(axis=0, keepdims=True)
-        trial[0, 0] = 1.0
-        trial[0, 2] = np.log(max(err.mean(), 1e-6) / self.first_err.mean())
-        trial[0, 4] = np.clip((prev.mean() - err.mean()) / max(prev.mean(), 1e-6), -1, 1)
-        trial[0, 7] = 0.0
+        trial[0, F.IS_TRIAL_ROW] = 1.0
+        trial[0, F.LOG_ERR_REL] = np.log(max(err.mean(), 1e-6) / self.first_err.mean())
+        trial[0, F.TREND] = np.clip((prev.mean() - err.mean()) / max(prev.mean(), 1e-6), -1, 1)
+        trial[0, F.LAST_MOVE] = 0.0
         return np.clip(np.concatenate([lm, trial]), -OBS_LIMIT, OBS_LIMIT).astype(np.float32)
 
-    def rewards(self, err: np.ndarray, epoch: int) -> np.ndarray:
-        """Rewards [L+1] for the previous decision (landmark rows, then the trial row)."""
+    @staticmethod
+    def relative(err: np.ndarray, peer_median: np.ndarray | None) -> np.ndarray:
+        """log(err / peers' median err) per landmark; nan where there are no peers."""
+        if peer_median is None:
+            return np.full(len(err), np.nan)
+        return np.log(np.maximum(err, 1e-6) / np.maximum(peer_median, 1e-6))
+
+    def rewards(self, err: np.ndarray, epoch: int, peer_median: np.ndarray | None = None,
+                final: np.ndarray | None = None, trial_final: bool = False) -> np.ndarray:
+        """Rewards [L+1] for the previous decision (landmark rows, then the trial row), in the form
+        `sigma.rl.reward`; `peer_median` [L] the peers' median error now (nan/None: no peers);
+        `final` [L] the landmark rows whose last step this is, `trial_final` the trial row's."""
         if self.prev_err is None:
             raise RuntimeError("TrialState.rewards: no previous decision committed, nothing to reward")
         rl = self.sigma_cfg.rl
-        lm = rl.reward_scale * np.log(np.maximum(self.prev_err, 1e-6) / np.maximum(err, 1e-6))
+        own = rl.reward_scale * np.log(np.maximum(self.prev_err, 1e-6) / np.maximum(err, 1e-6))
+        if rl.reward == "terminal":
+            done = np.zeros(self.num_landmarks, bool) if final is None else np.asarray(final, bool)
+            total = self.terminal_landmark_rewards(err)
+            lm = np.where(done | trial_final, total, 0.0)
+            trial = (total.mean() if trial_final else 0.0) - rl.epoch_cost * (epoch - self.prev_epoch)
+            return np.append(lm, trial).astype(np.float32)
+        lm = own
+        if rl.reward == "peer":
+            prev_rel = self.prev_rel if self.prev_rel is not None else np.full(self.num_landmarks, np.nan)
+            peer = rl.reward_scale * (prev_rel - self.relative(err, peer_median))
+            lm = np.where(np.isfinite(peer), peer, own)  # no peers at either decision: own form
         trial = lm.mean() - rl.epoch_cost * (epoch - self.prev_epoch)
         return np.append(lm, trial).astype(np.float32)
 
-    def commit(self, err: np.ndarray, epoch: int) -> None:
+    def terminal_landmark_rewards(self, err: np.ndarray) -> np.ndarray:
+        """reward_scale * log(first err / err) per landmark: the terminal form's last reward."""
+        first = self.first_err if self.first_err is not None else np.maximum(err, 1e-6)
+        return self.sigma_cfg.rl.reward_scale * np.log(first / np.maximum(err, 1e-6))
+
+    def stop_rewards(self, err: np.ndarray) -> np.ndarray:
+        """Rewards [L+1] of the stop action itself (no epoch spent): 0, or the terminal reward."""
+        if self.sigma_cfg.rl.reward != "terminal":
+            return np.zeros(self.num_landmarks + 1, np.float32)
+        lm = self.terminal_landmark_rewards(err)
+        return np.append(lm, lm.mean()).astype(np.float32)
+
+    def commit(self, err: np.ndarray, epoch: int, peer_median: np.ndarray | None = None) -> None:
         self.prev_err = err.copy()
+        self.prev_rel = self.relative(err, peer_median)
         self.prev_epoch = epoch
 
     def apply(self, sigma: np.ndarray, rows: np.ndarray, actions: np.ndarray,
@@ -136,8 +203,8 @@ class TrialState:
         """Apply actions [R, 2] of `rows` to sigma. Returns (new sigma, stop, newly ended mask)."""
         c = self.sigma_cfg
         may_end = c.rl.allow_stop and progress >= c.rl.min_progress_to_stop
-        moves = actions[:, 0].astype(int) - 1
-        ends = actions[:, 1].astype(bool) & may_end
+        moves = actions[:, ActionPart.MOVE].astype(int) - int(Move.KEEP)
+        ends = actions[:, ActionPart.END].astype(bool) & may_end
         is_lm = rows < self.trial_row
         lm_rows = rows[is_lm]
         sigma = sigma.copy()
@@ -149,16 +216,18 @@ class TrialState:
         stop = bool(ends[~is_lm].any())
         return sigma, stop, newly_ended
 
+    _ARRAYS = ("first_err", "first_loss", "prev_err", "prev_rel", "last_move")
+
     def state_dict(self) -> dict:
         def arr(a: np.ndarray | None) -> list | None:
             return None if a is None else a.tolist()
 
-        return {k: arr(getattr(self, k)) for k in ("first_err", "first_loss", "prev_err", "last_move", "ended")} | {
-            "prev_epoch": self.prev_epoch}
+        return {k: arr(getattr(self, k)) for k in (*self._ARRAYS, "ended")} | {"prev_epoch": self.prev_epoch}
 
     def load_state_dict(self, s: dict) -> None:
-        for k in ("first_err", "first_loss", "prev_err", "last_move"):
-            setattr(self, k, None if s[k] is None else np.asarray(s[k], np.float64))
+        for k in self._ARRAYS:
+            v = s.get(k)  # prev_rel: absent from checkpoints written before the board
+            setattr(self, k, None if v is None else np.asarray(v, np.float64))
         self.ended = np.asarray(s["ended"], bool)
         self.prev_epoch = int(s["prev_epoch"])
 
@@ -170,16 +239,25 @@ class RLSigma(SigmaController):
                  transport: PolicyTransport | None = None):
         super().__init__(cfg, num_landmarks)
         self.trial_id = trial_id
+        self.board = board_name(cfg)
         self.transport = transport or RayPolicyTransport(cfg.rl.server_name, cfg.rl.timeout_s)
-        reference = np.asarray(cfg.rl.reference, float) if cfg.rl.reference else self._sigma.copy()
-        if reference.shape != (num_landmarks,):
-            raise ValueError(f"sigma.rl.reference: {reference.size} values for {num_landmarks} landmarks")
-        self.state = TrialState(num_landmarks, cfg, reference)
+        self.state = TrialState(num_landmarks, cfg)
         self.ending = np.zeros(num_landmarks, bool)  # ended last decision; terminal step not yet sent
         self.total_reward = 0.0
         self.failures = 0
+        self.last_context: BoardContext | None = None
         self._fresh = True  # no valid pending action at the server (start, restart, lost reply)
         self._closed = False
+        self._left = False
+
+    def _context(self, epoch: int, err: np.ndarray) -> BoardContext:
+        """Post this epoch's sigma and error to the board; the peers' context (neutral if unreachable)."""
+        rl = self.cfg.rl
+        post = BoardPost(self.board, self.trial_id, epoch, self._sigma.copy(), err.copy(), rl.peer_quantile,
+                         rl.peer_wait_s)
+        ctx = self.transport.context(post)
+        self.last_context = ctx if ctx is not None else BoardContext.alone(self.num_landmarks)
+        return self.last_context
 
     def _send(self, rows: np.ndarray, obs: np.ndarray, rewards: np.ndarray | None,
               terminated: np.ndarray, truncated: bool = False) -> np.ndarray | None:
@@ -201,12 +279,14 @@ class RLSigma(SigmaController):
         if self._closed or (fb.epoch % self.cfg.rl.decision_interval and not last):
             return Decision(ended=st.ended.copy())
         err, loss = np.asarray(fb.val_error_mm, float), np.asarray(fb.train_loss, float)
-        obs = st.observation(self._sigma, err, loss, fb.epoch, fb.epochs)
-        rewards = self._rewards_due(err, fb.epoch)
+        ctx = self._context(fb.epoch, err)
+        peer_median = ctx.peer_median_err if ctx.num_peers else None
+        obs = st.observation(self._sigma, err, loss, fb.epoch, fb.epochs, ctx.features)
+        rewards = self._rewards_due(err, fb.epoch, peer_median, last)
         rows = self._live_rows()
         terminated = np.append(self.ending[rows[:-1]], False)
         actions = self._send(rows, obs, rewards, terminated, truncated=last)
-        st.commit(err, fb.epoch)
+        st.commit(err, fb.epoch, peer_median)
         self.ending[:] = False
         reward = None if rewards is None else float(rewards[-1])
         info = {"policy_latency_ms": self.transport.last_latency_ms}
@@ -218,11 +298,12 @@ class RLSigma(SigmaController):
         stop = self._apply(rows, actions, fb.epoch / fb.epochs)
         if stop:  # the trial's last step: every live row's episode terminates here
             still = self._live_rows()
-            self._send(still, obs, np.zeros(len(obs), np.float32), np.ones(len(still), bool))
+            self._send(still, obs, st.stop_rewards(err), np.ones(len(still), bool))
             self._closed = True
         return Decision(stop=stop, reward=reward, ended=st.ended.copy(), info=info)
 
-    def _rewards_due(self, err: np.ndarray, epoch: int) -> np.ndarray | None:
+    def _rewards_due(self, err: np.ndarray, epoch: int, peer_median: np.ndarray | None,
+                     last: bool) -> np.ndarray | None:
         """Rewards of the previous decision; None when the policy holds no pending action for us."""
         if self._fresh:  # (re)start or lost reply: truncate whatever the policy still holds
             self.transport.end_trial(self.trial_id)
@@ -231,12 +312,12 @@ class RLSigma(SigmaController):
             return None
         if self.state.prev_err is None:
             return None
-        rewards = self.state.rewards(err, epoch)
+        rewards = self.state.rewards(err, epoch, peer_median, final=self.ending, trial_final=last)
         self.total_reward += float(rewards[-1])
         return rewards
 
     def _apply(self, rows: np.ndarray, actions: np.ndarray, progress: float) -> bool:
-        live = actions[:, 0] != NO_ACTION
+        live = actions[:, ActionPart.MOVE] != NO_ACTION
         self._sigma, stop, newly = self.state.apply(self._sigma, rows[live], actions[live], progress)
         self.state.ended |= newly
         self.ending = newly
@@ -246,6 +327,9 @@ class RLSigma(SigmaController):
         if not self._closed:
             self.transport.end_trial(self.trial_id)
             self._closed = True
+        if not self._left:  # over: the board no longer waits for this trial
+            self.transport.leave(self.trial_id)
+            self._left = True
 
     def state_dict(self) -> dict:
         return {

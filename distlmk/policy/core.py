@@ -21,7 +21,7 @@ from ray.rllib.env.single_agent_episode import SingleAgentEpisode
 from ray.rllib.utils.metrics import NUM_ENV_STEPS_SAMPLED_LIFETIME
 
 from distlmk.config import PolicyConfig
-from distlmk.protocol import ACTION_SPACE, NO_ACTION, OBSERVATION_SPACE, StepRequest
+from distlmk.protocol import ACTION_SPACE, NO_ACTION, OBSERVATION_SPACE, Feature, Logit, StepRequest
 
 _LOSS_KEYS = ("policy_loss", "vf_loss", "mean_kl_loss", "entropy", "vf_explained_var")
 
@@ -130,8 +130,9 @@ class PolicyCore:
         def shift_end_logit(learner) -> None:
             head = learner.module[DEFAULT_MODULE_ID].pi  # the policy head; its last Linear gives the logits
             out = [m for m in head.modules() if isinstance(m, torch.nn.Linear)][-1]
+            assert out.out_features == len(Logit), "the policy head's logits are not in protocol.Logit order"
             with torch.no_grad():
-                out.bias[-1] += shift  # logits: [lower, keep, raise, continue, end]
+                out.bias[Logit.END] += shift
 
         self.learner_group.foreach_learner(shift_end_logit)
 
@@ -188,7 +189,7 @@ class PolicyCore:
             self._close(key, truncated=True)
         if done:
             return None
-        traj = self.open[key] = _Trajectory(is_trial_row=bool(obs[0] > 0.5), obs=[obs])
+        traj = self.open[key] = _Trajectory(is_trial_row=bool(obs[Feature.IS_TRIAL_ROW] > 0.5), obs=[obs])
         return traj
 
     def _complete_transition(self, traj: _Trajectory, obs: np.ndarray, reward: float) -> None:

@@ -3,21 +3,42 @@
 `CoreTransport` serves a `PolicyCore` directly and trains it whenever a batch is ready, as
 the policy server does after a flush, so the warm start and the learning tests use the very
 protocol and client that live trials use. `FixedActionTransport` answers every row with
-a fixed or random move and never stops: the fair baselines of the learning test.
+a fixed or random move and never stops: the fair baselines of the learning test. Both hold
+the population's boards, as the server does, but never wait for peers: an in-process
+population steps in lock step and posts every member's epoch before any member decides
+(`distlmk.policy.rollout`).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from distlmk.policy.board import Boards
 from distlmk.policy.core import PolicyCore
-from distlmk.protocol import KEEP_MOVE, StepRequest
+from distlmk.protocol import KEEP_MOVE, ActionPart, BoardContext, BoardPost, StepRequest
 
 
-class CoreTransport:
-    def __init__(self, core: PolicyCore):
-        self.core = core
+class LocalBoards:
+    """The board half of the protocol, in process (no waiting). `blind`: every answer is the
+    neutral "alone" context (an ablation: the same population without its board)."""
+
+    def __init__(self, blind: bool = False) -> None:
+        self.boards = Boards()
+        self.blind = blind
         self.last_latency_ms: float | None = None  # not measured in process
+
+    def context(self, post: BoardPost) -> BoardContext:
+        ctx = self.boards.answer(post)
+        return BoardContext.alone(len(post.err)) if self.blind else ctx
+
+    def leave(self, trial_id: str) -> None:
+        self.boards.leave(trial_id)
+
+
+class CoreTransport(LocalBoards):
+    def __init__(self, core: PolicyCore, blind: bool = False):
+        super().__init__(blind)
+        self.core = core
 
     def step(self, request: StepRequest) -> np.ndarray:
         actions = self.core.act([request])[0]
@@ -29,19 +50,20 @@ class CoreTransport:
         self.core.end_trial(trial_id)
 
 
-class FixedActionTransport:
+class FixedActionTransport(LocalBoards):
     """keep: every sigma stays, nothing stops; random: uniform random moves, nothing stops."""
 
     def __init__(self, mode: str, seed: int = 0):
+        super().__init__()
         if mode not in ("keep", "random"):
             raise ValueError(f"unknown baseline {mode!r}: keep or random")
         self.mode, self.rng = mode, np.random.default_rng(seed)
-        self.last_latency_ms: float | None = None  # not measured in process
 
     def step(self, request: StepRequest) -> np.ndarray:
         n = len(request.rows)
-        moves = np.full(n, KEEP_MOVE) if self.mode == "keep" else self.rng.integers(0, 3, n)
-        return np.stack([moves, np.zeros(n, np.int64)], axis=1)
+        out = np.zeros((n, len(ActionPart)), np.int64)  # END column: continue
+        out[:, ActionPart.MOVE] = np.full(n, KEEP_MOVE) if self.mode == "keep" else self.rng.integers(0, 3, n)
+        return out
 
     def end_trial(self, trial_id: str) -> None:
         pass

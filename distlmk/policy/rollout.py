@@ -1,14 +1,15 @@
 """Populations of simulated trials driven through the real `RLSigma` client, in one process.
 
-Used for the policy's warm start and to show that it learns: each trial is the simulated
+Used for the policy's warm start and to show that it learns: each member is the simulated
 trainer (`train.simulated`, the cost model in place of a network) with an `RLSigma`
 controller whose transport reaches a `PolicyCore` in process (or a fixed baseline), so the
-protocol is exactly the one live trials speak. Trials step in lock step, epoch by epoch,
-as a population does, and the policy trains whenever a batch is ready.
-
-A trial starts every landmark at one sigma (`sigma.init`, like a user's single best sigma)
-and gets as population context a noisy estimate of each landmark's best sigma (what a
-sigma grid on validation would tell, `reference_noise` in log units).
+protocol is exactly the one live trials speak, board included. A rollout is one population
+on one task: every member shares the cost model's landmarks (their ambiguity, best sigma and
+starting error) and has its own noise, and starts from its row of a Latin-hypercube design of
+sigmas over [sigma.min, sigma.max] (`latin_sigmas`), cold, as a live population does. Members
+step in lock step, epoch by epoch; every member's epoch is posted to the shared board before
+any member decides, so each sees all its peers at that epoch (what the policy server's wait
+gives a live lockstep population). The policy trains whenever a batch is ready.
 """
 
 from __future__ import annotations
@@ -20,10 +21,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from distlmk.config import DataConfig, ExperimentConfig, SigmaConfig, TrainConfig
+from distlmk.control.landmark_pbt import latin_sigmas
 from distlmk.control.rl import RLSigma
 from distlmk.policy.core import PolicyCore
 from distlmk.policy.local import CoreTransport, FixedActionTransport
-from distlmk.sim import LandmarkCostModel
+from distlmk.protocol import BoardPost
 from distlmk.train.simulated import SimulatedTrainer
 
 log = logging.getLogger("distlmk.policy")
@@ -37,33 +39,35 @@ class RolloutResult:
     epochs_used: np.ndarray  # [T]
 
 
-def make_trial(sigma_cfg: SigmaConfig, num_landmarks: int, epochs: int, seed: int, trial_id: str,
-               transport, reference_noise: float = 0.2) -> SimulatedTrainer:
-    """One simulated rl trial: cost model `seed`, population context = its best sigma, noised."""
-    model = LandmarkCostModel(num_landmarks, seed, sigma_cfg.min, sigma_cfg.max)
-    noise = np.random.default_rng([seed, 17]).normal(0, reference_noise, num_landmarks)
-    reference = np.clip(np.exp(model.log_target + noise), sigma_cfg.min, sigma_cfg.max)
-    rl = dataclasses.replace(sigma_cfg.rl, reference=reference.tolist())
-    sigma = dataclasses.replace(sigma_cfg, method="rl", per_landmark=[], rl=rl)
-    exp = ExperimentConfig(data=DataConfig(num_landmarks=num_landmarks), train=TrainConfig(epochs=epochs, seed=seed),
+def make_trial(sigma_cfg: SigmaConfig, num_landmarks: int, epochs: int, task: int, member: int, start: np.ndarray,
+               trial_id: str, board: str, transport) -> SimulatedTrainer:
+    """One simulated rl member of population `task`: the task's cost model with its own noise,
+    starting at sigma `start` [L]."""
+    rl = dataclasses.replace(sigma_cfg.rl, board=board)
+    sigma = dataclasses.replace(sigma_cfg, method="rl", per_landmark=[float(s) for s in start], rl=rl)
+    exp = ExperimentConfig(data=DataConfig(num_landmarks=num_landmarks), train=TrainConfig(epochs=epochs, seed=task),
                            sigma=sigma)
-    return SimulatedTrainer(exp, controller=RLSigma(sigma, num_landmarks, trial_id, transport), seed=seed)
+    trainer = SimulatedTrainer(exp, controller=RLSigma(sigma, num_landmarks, trial_id, transport), seed=task)
+    trainer.model.rng = np.random.default_rng([task, member, 31])  # same landmarks, own noise
+    return trainer
 
 
 def rollout(policy: PolicyCore | str, sigma_cfg: SigmaConfig, num_trials: int, num_landmarks: int, epochs: int,
-            seed: int, tag: str = "t") -> RolloutResult:
-    """Run `num_trials` simulated trials to completion. `policy` is a PolicyCore or a baseline
-    name ("keep": never move nor stop; "random": random moves, never stop)."""
-    if isinstance(policy, str):
-        transport = FixedActionTransport(policy, seed)
-    else:
-        transport = CoreTransport(policy)
-    trials = [make_trial(sigma_cfg, num_landmarks, epochs, seed * 100_003 + i, f"{tag}{i}", transport)
+            seed: int, tag: str = "t", blind: bool = False) -> RolloutResult:
+    """Run a population of `num_trials` simulated members (task `seed`) to completion. `policy` is
+    a PolicyCore or a baseline name ("keep": never move nor stop; "random": random moves, never stop).
+    `blind`: the policy's board answers are neutral (the same population without its board)."""
+    transport = FixedActionTransport(policy, seed) if isinstance(policy, str) else CoreTransport(policy, blind)
+    task = seed * 100_003
+    starts = latin_sigmas(num_trials, num_landmarks, sigma_cfg.min, sigma_cfg.max, seed=task)
+    trials = [make_trial(sigma_cfg, num_landmarks, epochs, task, i, starts[i], f"{tag}{i}", tag, transport)
               for i in range(num_trials)]
-    while not all(t.done for t in trials):
-        for t in trials:
-            if not t.done:
-                t.run_epoch()
+    while live := [t for t in trials if not t.done]:
+        stepped = [(t, t.simulate_epoch()) for t in live]
+        for t, (_, sigma, err, _) in stepped:  # the whole population's epoch on the board first
+            transport.boards.post(BoardPost(tag, t.controller.trial_id, t.epoch, sigma, err))
+        for t, s in stepped:
+            t.finish_epoch(s)
     return RolloutResult(
         trial_returns=np.array([t.controller.total_reward for t in trials]),
         final_err=np.array([t.model.err.mean() for t in trials]),
@@ -75,7 +79,7 @@ def rollout(policy: PolicyCore | str, sigma_cfg: SigmaConfig, num_trials: int, n
 
 def warm_start(core: PolicyCore, sigma_cfg: SigmaConfig) -> None:
     """PPO on simulated populations before serving (a prior, refined by real trials online),
-    with the experiment's own sigma range, step, stop gate and epoch cost."""
+    with the experiment's own sigma range, step, stop gate, reward form and epoch cost."""
     cfg = core.cfg
     online = cfg
     core.cfg = dataclasses.replace(cfg, train_batch_rows=cfg.pretrain_batch_rows)

@@ -1,7 +1,12 @@
 """The policy server: one named, restartable async Ray actor around `PolicyCore`.
 
 Requests that arrive within `batch_wait_ms` of each other are answered with one forward
-pass. PPO updates run in a worker thread, so serving continues (with the previous
+pass. The server also holds the populations' boards (`distlmk.policy.board`): `context`
+books a member's post and answers its features against the peers at the same epoch, after
+waiting (at most the post's `wait_s`) until every known live member of that population has
+posted the epoch; a member a wait timed out on is not waited for again until it posts, one
+that `leave`s never. The boards live in memory: a restarted server starts with empty boards
+(features read as "alone" until peers post again). PPO updates run in a worker thread, so serving continues (with the previous
 weights) while the Learner trains; the inference module is re-synced afterwards. After
 every update the LearnerGroup is saved atomically under `checkpoint_dir`; a restarted
 actor (`max_restarts`) reloads it, so weights survive a crash.
@@ -22,13 +27,15 @@ import ray
 
 from distlmk.atomic import atomic_write_dir, atomic_write_json
 from distlmk.config import PolicyConfig, from_dict, to_dict
-from distlmk.protocol import StepRequest
+from distlmk.policy.board import Boards
+from distlmk.protocol import BoardContext, BoardPost, StepRequest
 
 log = logging.getLogger("distlmk.policy")
 LATEST = "latest"
 
 
-@ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=0)
+# max_concurrency: every member of a large population may be waiting on a board at once (Ray's async default: 1000)
+@ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=0, max_concurrency=65536)
 class PolicyServer:
     def __init__(self, cfg: dict, checkpoint_dir: str | None = None, sigma: dict | None = None):
         import torch
@@ -63,6 +70,9 @@ class PolicyServer:
         self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
         self.history: list[dict] = []  # per update: stats for the analysis plots
         self.batch_sizes: list[int] = []
+        self.boards = Boards()
+        self._board_waiters: dict[tuple[str, int], asyncio.Event] = {}  # (board, epoch) -> set when nobody is pending
+        self.board_waits = {"waits": 0, "timeouts": 0, "waited_s": 0.0}
 
     def _load_counters(self, path: Path) -> None:
         """Cumulative PPO updates and env steps of the weights being restored."""
@@ -137,6 +147,39 @@ class PolicyServer:
                 fh.write(json.dumps(self.history[-1]) + "\n")
         return str(latest)
 
+    # --- the boards -----------------------------------------------------------------
+    def _release_waiters(self) -> None:
+        """Wake the waits of every (board, epoch) nobody is pending for any more."""
+        for key, done in list(self._board_waiters.items()):
+            if not self.boards[key[0]].waiting_for(key[1]):
+                done.set()
+                del self._board_waiters[key]
+
+    async def context(self, post: BoardPost) -> BoardContext:
+        """Book the post, wait (bounded) for the population's live members to post this epoch,
+        answer the board context against the peers at this epoch."""
+        board = self.boards.post(post)
+        self._release_waiters()
+        t0 = time.perf_counter()
+        if post.wait_s > 0 and board.waiting_for(post.epoch, post.trial_id):
+            self.board_waits["waits"] += 1
+            key = (post.board, int(post.epoch))
+            done = self._board_waiters.setdefault(key, asyncio.Event())
+            try:
+                await asyncio.wait_for(done.wait(), post.wait_s)
+            except TimeoutError:  # not waited for again until they post; releases the others at this epoch
+                board.mark_missed(board.waiting_for(post.epoch, post.trial_id))
+                self.board_waits["timeouts"] += 1
+                self._release_waiters()
+        waited = time.perf_counter() - t0
+        self.board_waits["waited_s"] += waited
+        return board.context(post, waited)
+
+    async def leave(self, trial_id: str) -> None:
+        """The trial is over: no board waits for it any more (its rows stay)."""
+        self.boards.leave(trial_id)
+        self._release_waiters()
+
     # --- control --------------------------------------------------------------------
     def end_trial(self, trial_id: str) -> int:
         return self.core.end_trial(trial_id)
@@ -170,6 +213,7 @@ class PolicyServer:
                 "frozen": self.cfg.freeze,
                 "updates_this_run": s["updates"] - self.updates_at_start,
                 "mean_batch": float(np.mean(self.batch_sizes)) if self.batch_sizes else 0.0,
+                "board": {"populations": len(self.boards.boards), **self.board_waits},
                 "config": to_dict(self.cfg),
             }
         )

@@ -63,19 +63,18 @@ def _require_every_key(cls: type, d: dict, where: str) -> None:
 
 
 def uses_policy(cfg: SearchConfig) -> bool:
-    """Whether any trial is an rl trial (then the central policy server runs)."""
-    return "rl" in cfg.methods or any(v.method == "rl" for v in cfg.variants)
+    """Whether any trial is rl or landmark_pbt (then the central policy server runs: it holds the boards)."""
+    return bool({"rl", "landmark_pbt"} & (set(cfg.methods) | {v.method for v in cfg.variants}))
 
 
 def policy_server_name(cfg: SearchConfig) -> str:
     return f"{cfg.experiment.sigma.rl.server_name}:{cfg.name}"
 
 
-def _check_lengths(sigma: SigmaConfig, num_landmarks: int, per_landmark_key: str, reference_key: str) -> None:
-    for key, values in ((per_landmark_key, sigma.per_landmark), (reference_key, sigma.rl.reference)):
-        if values and len(values) != num_landmarks:
-            raise ConfigError(f"{key}: {len(values)} values for {num_landmarks} landmarks in the data; "
-                              "give one sigma per landmark or leave it empty")
+def _check_lengths(sigma: SigmaConfig, num_landmarks: int, key: str) -> None:
+    if sigma.per_landmark and len(sigma.per_landmark) != num_landmarks:
+        raise ConfigError(f"{key}: {len(sigma.per_landmark)} values for {num_landmarks} landmarks in the data; "
+                          "give one sigma per landmark or leave it empty")
 
 
 # --- the plan -----------------------------------------------------------------------------
@@ -89,14 +88,13 @@ def plan_trials(cfg: SearchConfig, num_landmarks: int) -> list[TrialPlan]:
     base = copy.deepcopy(cfg.experiment)
     base.sigma.rl.server_name = policy_server_name(cfg)
     if cfg.methods:
-        _check_lengths(base.sigma, num_landmarks, "experiment.sigma.per_landmark", "experiment.sigma.rl.reference")
+        _check_lengths(base.sigma, num_landmarks, "experiment.sigma.per_landmark")
     variant_sigmas = []
     for i, v in enumerate(cfg.variants):
         sigma = v.sigma.apply_to(base.sigma)
         own = f"variants[{i}].sigma"
         _check_lengths(sigma, num_landmarks,
-                       f"{own}.per_landmark" if v.sigma.per_landmark is not None else "experiment.sigma.per_landmark",
-                       f"{own}.rl.reference" if v.sigma.rl.reference is not None else "experiment.sigma.rl.reference")
+                       f"{own}.per_landmark" if v.sigma.per_landmark is not None else "experiment.sigma.per_landmark")
         variant_sigmas.append(sigma)
 
     plans: list[TrialPlan] = []

@@ -243,12 +243,14 @@ def run_spec(cfg: SearchConfig, resources: dict) -> RunSpec:
 
 
 def start_policy(cfg: SearchConfig, exp_dir: Path):
-    """The central policy actor (only when rl trials run), ready to answer."""
+    """The central policy actor (only when rl or landmark_pbt trials run), ready to answer."""
     if not uses_policy(cfg):
         return None
     from distlmk.policy.server import start_policy_server
 
-    server = start_policy_server(policy_server_name(cfg), cfg.policy, str(exp_dir / "policy"), cfg.experiment.sigma)
+    trains = "rl" in cfg.methods or any(v.method == "rl" for v in cfg.variants)
+    policy = cfg.policy if trains else dataclasses.replace(cfg.policy, pretrain_rounds=0)  # board only: no warm start
+    server = start_policy_server(policy_server_name(cfg), policy, str(exp_dir / "policy"), cfg.experiment.sigma)
     ray.get(server.ping.remote())  # wait until the RLModule and Learner are built
     return server
 

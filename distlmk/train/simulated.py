@@ -58,6 +58,11 @@ class SimulatedTrainer:
         self.controller.set_sigma(values)
 
     def run_epoch(self) -> dict:
+        return self.finish_epoch(self.simulate_epoch())
+
+    def simulate_epoch(self) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
+        """First half of an epoch: the cost model's step. (start time, sigma used, val error, loss);
+        an in-process population posts every member's epoch to its board between the halves."""
         t0 = time.perf_counter()
         if self.epoch_seconds > 0:
             time.sleep(self.epoch_seconds)
@@ -68,6 +73,11 @@ class SimulatedTrainer:
         if not np.all(np.isfinite(err)):
             raise NonFiniteLossError(f"non-finite validation error at epoch {self.epoch + 1} (simulated trial)")
         self.epoch += 1
+        return t0, sigma, err, loss
+
+    def finish_epoch(self, stepped: tuple[float, np.ndarray, np.ndarray, np.ndarray]) -> dict:
+        """Second half: the controller decides on the epoch's feedback; the epoch's record."""
+        t0, sigma, err, loss = stepped
         decision = self.controller.observe(EpochFeedback(self.epoch, self.cfg.train.epochs, err, loss))
         self.stopped = self.stopped or decision.stop
         record = epoch_record(
