@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from distlmk import __version__
+from distlmk import __version__, rundir
 from distlmk.config import ConfigError, DataConfig, ExperimentConfig, SearchConfig, load_yaml
 from distlmk.data.dataset import DataError
 
@@ -57,15 +57,16 @@ def search(cfg: SearchConfig, out_dir: str = "results", address: str | None = No
            quiet: bool = True):
     """The population (`run_search`), then its summary and report (analysis): the command layer
     joins the two, so population and analysis never import each other."""
-    from distlmk.analysis.summary import write_summary_and_report
+    from distlmk.analysis.report import write_summary_and_report
     from distlmk.population.search import run_search
 
     outcome = run_search(cfg, out_dir=out_dir, address=address, resume=resume, quiet=quiet)
     summary = write_summary_and_report(outcome.exp_dir, outcome.resources["cpu"], outcome.resources.get("gpu", 0.0),
                                        outcome.policy_stats, cfg.name)
     if not quiet:
-        print(f"\n{len(summary)} trials in {outcome.elapsed_s:.0f} s; report: {outcome.exp_dir / 'report.md'}")
-        print((outcome.exp_dir / "report.md").read_text())
+        report = outcome.exp_dir / rundir.REPORT_FILE
+        print(f"\n{len(summary)} trials in {outcome.elapsed_s:.0f} s; report: {report}")
+        print(report.read_text())
     return outcome
 
 
@@ -83,7 +84,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
     outcome = search(cfg, out_dir=args.out, address=args.address, resume=args.resume, quiet=args.quiet)
     if outcome.num_errors:
         print(f"error: {outcome.num_errors} of {outcome.num_trials} trials ended in error "
-              f"(see {outcome.exp_dir / 'report.md'})", file=sys.stderr)
+              f"(see {outcome.exp_dir / rundir.REPORT_FILE})", file=sys.stderr)
         return EXIT_TRIALS_FAILED
     return 0
 
@@ -97,7 +98,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     result = run_compare(cfg, search, out_dir=args.out, address=args.address, resume=args.resume)
     report = write_comparison(result)
     print(report.read_text())
-    print(f"wrote {report} and {report.with_name('comparison.json')}")
+    print(f"wrote {report} and {report.with_name(rundir.COMPARISON_JSON)}")
     return 0
 
 
@@ -186,7 +187,7 @@ def _add_use_commands(sub) -> None:
         "2: nothing predicted (no images, unreadable model).",
     )
     pr.add_argument("--model", required=True,
-                    help="a `distlmk train` output folder, a trial checkpoint (folder or trainer.pt) or an export folder")
+                    help=f"a `distlmk train` output folder, a trial checkpoint (folder or {rundir.CHECKPOINT_FILE}) or an export folder")
     pr.add_argument("--images", required=True, nargs="+", help="image files and/or folders of images")
     pr.add_argument("--out", default="predictions", help="output folder")
     pr.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="auto: CUDA when available")
@@ -253,7 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.set_defaults(func=_cmd_search)
 
     cp = command(sub, "compare", "the honest comparison: grid and policy generations on training seeds, "
-                 "every method on held-out seeds with the frozen policy; writes comparison.json")
+                 f"every method on held-out seeds with the frozen policy; writes {rundir.COMPARISON_JSON}")
     cp.add_argument("--config", required=True, help="a compare config, e.g. tune_configs/synthetic_benchmark.yaml")
     cp.add_argument("--out", default="results", help="output folder; results go to OUT/<name>/")
     cp.add_argument("--address", help="Ray cluster address (auto, host:port, ray://...); without it: a private local Ray")

@@ -1,4 +1,4 @@
-"""The honest comparison's statistics: paired test deltas with CIs, comparison.json/md.
+"""The honest comparison's statistics: paired test deltas with CIs, its JSON and Markdown files.
 
 Reads summaries (one row per trial, `distlmk.schema` names); never imports Ray or torch.
 Every choice was made before, on validation (`population.selection`); the test split's
@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from distlmk import rundir
 from distlmk import schema as S
 
 
@@ -29,7 +30,7 @@ def per_image_errors(summary: pd.DataFrame, variant: str, split: str) -> dict[in
     out = {}
     for seed, g in rows.groupby(S.SEED):
         best = g.loc[g[S.VAL_MRE].idxmin()]
-        out[int(seed)] = np.asarray([np.asarray(r, float) for r in best[key]]).mean(axis=1)
+        out[int(seed)] = S.as_array(best[key]).mean(axis=1)
     return out
 
 
@@ -67,7 +68,7 @@ def heldout_summary(summaries: dict[str, pd.DataFrame]) -> pd.DataFrame:
 
 
 def build_comparison(result: dict, reps: int = 2000) -> dict:
-    """comparison.json: held-out test MRE per method and seed, headroom and rl deltas with CIs."""
+    """The comparison's JSON: held-out test MRE per method and seed, headroom and rl deltas with CIs."""
     held = heldout_summary(result["summaries"])
     cfg = result["config"]
     split = S.test_splits(held.columns)[0]
@@ -178,36 +179,34 @@ def render_markdown(c: dict) -> str:
 
 
 def write_comparison(result: dict) -> Path:
-    """comparison.json, comparison.md and the plots, under the comparison's folder."""
+    """The comparison's JSON, Markdown and plots, under the comparison's folder."""
     from distlmk.analysis import plots
     from distlmk.atomic import atomic_write_json, atomic_write_text
 
     root = Path(result["root"])
     c = build_comparison(result, result["config"].get("bootstrap_reps", 2000))
-    atomic_write_json(root / "comparison.json", c)
+    atomic_write_json(root / rundir.COMPARISON_JSON, c)
     plots.comparison_learning_curve(c, root / "learning_curve.png")
     plots.comparison_deltas(c, root / "heldout_deltas.png")
     plots.comparison_cost(c, root / "cost.png")
-    records = pd.read_parquet(root / "heldout" / "records.parquet") if "heldout" in result["summaries"] else None
+    records = pd.read_parquet(root / "heldout" / rundir.RECORDS_FILE) if "heldout" in result["summaries"] else None
     plots.comparison_rl_sigma(pd.DataFrame() if records is None else records, c["per_landmark_sigma"],
                               root / "rl_sigma.png")
     text = render_markdown(c) + "\n".join(heldout_pictures(root, result["summaries"].get("heldout"), records)) + "\n"
-    atomic_write_text(root / "comparison.md", text)
-    return root / "comparison.md"
+    atomic_write_text(root / rundir.COMPARISON_MD, text)
+    return root / rundir.COMPARISON_MD
 
 
 def heldout_pictures(root: Path, summary: pd.DataFrame | None, records: pd.DataFrame | None) -> list[str]:
     """Per-landmark table, CED curves and best/median/worst overlays of the held-out methods
     (`summary`, `records`: the heldout stage's, None without one)."""
-    import json
-
     from distlmk.analysis import plots
     from distlmk.analysis.predictions import prediction_section
 
     held = root / "heldout"
     if summary is None or records is None:
         return []
-    cfg = json.loads((held / "search_config.json").read_text())
+    cfg = rundir.read_search_config(held)
     figs, lines = prediction_section(records, summary, cfg, root, plots.COLORS)
     for title, path in figs.items():
         lines += [f"## {title}", "", f"![{title}]({Path(path).name})", ""]

@@ -66,7 +66,7 @@ def sigma_trajectories(
     mats = []
     for tid in trials:
         g = rl[rl["trial_id"] == tid].sort_values("epoch")
-        m = np.stack(g[S.SIGMA_USED].to_numpy()).T  # [L, epochs]
+        m = S.stack_column(g[S.SIGMA_USED]).T  # [L, epochs]
         mats.append((tid, g["epoch"].to_numpy(), m, g["seed"].iloc[0]))
         vmin, vmax = min(vmin, m.min()), max(vmax, m.max())
     im = None
@@ -240,7 +240,7 @@ def comparison_rl_sigma(records: pd.DataFrame, per_landmark: list[float], path: 
     rl = records[records[S.VARIANT] == "rl"] if S.VARIANT in records else records.iloc[:0]
     if rl.empty:
         return None
-    traj = rl.groupby(S.EPOCH)[S.SIGMA_USED].apply(lambda s: np.mean(np.stack(s.to_numpy()), axis=0))
+    traj = rl.groupby(S.EPOCH)[S.SIGMA_USED].apply(lambda s: np.mean(S.stack_column(s), axis=0))
     m = np.stack(traj.to_numpy())  # [epochs, L]
     n = m.shape[1]
     cols = int(np.ceil(np.sqrt(n)))

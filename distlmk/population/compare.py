@@ -14,8 +14,8 @@ Stages (each a `distlmk search` experiment under DIR/<name>/, skipped on --resum
                 without the simulator warm start
   (c) heldout   every method on held-out seeds with the policy frozen (greedy); `pbt_s<seed>`:
                 Tune PBT mutating sigma, one population per held-out seed
-Then `analysis.comparison` reads the held-out test split once and writes comparison.json,
-comparison.md and plots.
+Then `analysis.comparison` reads the held-out test split once and writes the comparison's
+JSON, Markdown and plots.
 
 Results to expect: see README ("Does the policy beat a sigma grid?") and the committed
 benchmarks/results/comparison_synthetic_benchmark.json.
@@ -24,7 +24,6 @@ benchmarks/results/comparison_synthetic_benchmark.json.
 from __future__ import annotations
 
 import copy
-import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -32,6 +31,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from distlmk import rundir
 from distlmk import schema as S
 from distlmk.config import CompareConfig, SearchConfig, VariantConfig, to_dict
 from distlmk.population.selection import best_by_val, per_landmark_choice
@@ -73,7 +73,7 @@ class Comparison:
                   policy_checkpoint: str | None = None, freeze: bool = False, warm_start: bool = True,
                   scheduler: dict | None = None, policy_seed: int = 0) -> Stage:
         exp_dir = self.root / name
-        if self.resume and (exp_dir / "run_info.json").is_file() and (exp_dir / "summary.parquet").is_file():
+        if self.resume and rundir.has_finished(exp_dir):
             log.info("stage %s: done earlier, reusing %s", name, exp_dir)
         else:
             sc: SearchConfig = copy.deepcopy(self.cfg.base)
@@ -95,12 +95,10 @@ class Comparison:
                   + (" (resuming)" if partial else ""), flush=True)
             exp_dir = self.search(sc, out_dir=str(self.root), address=self.address, resume=partial,
                                   quiet=True).exp_dir
-        stats_path = exp_dir / "policy_stats.json"
-        stage = Stage(name, exp_dir, pd.read_parquet(exp_dir / "summary.parquet"),
-                      json.loads(stats_path.read_text()) if stats_path.is_file() else {})
+        stage = Stage(name, exp_dir, rundir.read_summary(exp_dir), rundir.read_policy_stats(exp_dir) or {})
         failed = stage.summary[stage.summary["status"] == "error"]
         if len(failed):
-            raise RuntimeError(f"stage {name}: {len(failed)} trial(s) failed; see {exp_dir / 'report.md'}")
+            raise RuntimeError(f"stage {name}: {len(failed)} trial(s) failed; see {exp_dir / rundir.REPORT_FILE}")
         self.stages[name] = stage
         return stage
 
@@ -134,7 +132,7 @@ class Comparison:
             stage = self.run_stage(f"{prefix}{g}", [self.rl_variant(choice, replicas=self.cfg.rl_replicas)],
                                    self.cfg.train_seeds, evaluate_test=False, policy_checkpoint=checkpoint,
                                    warm_start=warm_start, policy_seed=g)
-            checkpoint = str(stage.exp_dir / "policy" / "final")
+            checkpoint = str(rundir.final_policy(stage.exp_dir))
             s = stage.summary
             curve.append({
                 "generation": g, "rl_val_mre_mm": float(s[S.VAL_MRE].mean()),
@@ -189,7 +187,7 @@ class Comparison:
         return {"root": self.root, "config": to_dict(self.cfg), "choice": choice, "learning_curve": curve,
                 "learning_curve_cold": cold_curve, "summaries": {n: s.summary for n, s in self.stages.items()},
                 "elapsed_s": time.time() - self.started, "stages_elapsed_s": sum(
-                    json.loads((st.exp_dir / "run_info.json").read_text())["elapsed_s"] for st in self.stages.values())}
+                    rundir.read_run_info(st.exp_dir).elapsed_s for st in self.stages.values())}
 
 
 def _trial_epochs(summary: pd.DataFrame) -> int:
