@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from distlmk import __version__
+from distlmk import __version__, rundir
 from distlmk.config import ConfigError, DataConfig, ExperimentConfig, SearchConfig, load_yaml
 from distlmk.data.dataset import DataError
 
@@ -69,7 +69,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
     outcome = search(cfg, out_dir=args.out, address=args.address, resume=args.resume, quiet=args.quiet)
     if outcome.num_errors:
         print(f"error: {outcome.num_errors} of {outcome.num_trials} trials ended in error "
-              f"(see {outcome.exp_dir / 'report.md'})", file=sys.stderr)
+              f"(see {outcome.exp_dir / rundir.REPORT_FILE})", file=sys.stderr)
         return EXIT_TRIALS_FAILED
     return 0
 
@@ -82,7 +82,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     policy = str(Path(args.policy_checkpoint).resolve()) if args.policy_checkpoint else None
     report = run_compare(cfg, out_dir=args.out, address=args.address, resume=args.resume, policy_checkpoint=policy)
     print(report.read_text())
-    print(f"wrote {report} and {report.with_name('comparison.json')}")
+    print(f"wrote {report} and {report.with_name(rundir.COMPARISON_JSON)}")
     return 0
 
 
@@ -171,7 +171,7 @@ def _add_use_commands(sub) -> None:
         "2: nothing predicted (no images, unreadable model).",
     )
     pr.add_argument("--model", required=True,
-                    help="a `distlmk train` output folder, a trial checkpoint (folder or trainer.pt) or an export folder")
+                    help=f"a `distlmk train` output folder, a trial checkpoint (folder or {rundir.CHECKPOINT_FILE}) or an export folder")
     pr.add_argument("--images", required=True, nargs="+", help="image files and/or folders of images")
     pr.add_argument("--out", default="predictions", help="output folder")
     pr.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="auto: CUDA when available")
@@ -238,7 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.set_defaults(func=_cmd_search)
 
     cp = command(sub, "compare", "the honest arena: policy generations on training draws, then every method on "
-                 "unseen held-out draws with the frozen policy; writes comparison.json")
+                 "unseen held-out draws with the frozen policy; writes " + rundir.COMPARISON_JSON)
     cp.add_argument("--config", required=True, help="a compare config, e.g. tune_configs/synthetic_benchmark.yaml")
     cp.add_argument("--out", default="results", help="output folder; results go to OUT/<name>/")
     cp.add_argument("--address", help="Ray cluster address (auto, host:port, ray://...); without it: a private local Ray")

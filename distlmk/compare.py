@@ -14,8 +14,8 @@ seed are the draw), so held-out draws share no image with the training draws. St
   retrain     per-landmark static sigma (that draw's choice), learned, learned_anisotropic, adaloss
   population  <role>_d<draw>: Tune PBT and PB2 on sigma, landmark_pbt and the frozen rl policy, each
               N members x the same epochs, cold (no grid), best member on validation
-Then `analysis.comparison` reads the test split once, journals the read in test_reads.jsonl and
-writes comparison.json, comparison.md and plots.
+Then `analysis.comparison` reads the test split once, journals the read (`rundir.TEST_READS`) and
+writes the comparison's JSON, Markdown and plots.
 
 Results to expect: README "Does the policy beat a sigma grid?" and
 benchmarks/results/comparison_synthetic_benchmark.json.
@@ -24,7 +24,6 @@ benchmarks/results/comparison_synthetic_benchmark.json.
 from __future__ import annotations
 
 import copy
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +31,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from distlmk import rundir
 from distlmk import schema as S
 from distlmk.analysis.comparison import CompareRun, write_comparison
 from distlmk.config import (
@@ -116,7 +116,7 @@ class Arena:
         if self.dry_run:
             return StageResult(spec, self.root / spec.name, pd.DataFrame(), {})
         exp_dir = self.root / spec.name
-        if self.resume and (exp_dir / "run_info.json").is_file() and (exp_dir / "summary.parquet").is_file():
+        if self.resume and rundir.has_finished(exp_dir):
             print(f"[compare] stage {spec.name}: done earlier, reusing it", flush=True)
         else:
             from ray import tune
@@ -126,9 +126,7 @@ class Arena:
                   + (" (resuming)" if partial else ""), flush=True)
             exp_dir = search(self.planned[-1], out_dir=str(self.root), address=self.address, resume=partial,
                              quiet=True).exp_dir
-        stats_path = exp_dir / "policy_stats.json"
-        result = StageResult(spec, exp_dir, pd.read_parquet(exp_dir / "summary.parquet"),
-                             json.loads(stats_path.read_text()) if stats_path.is_file() else {})
+        result = StageResult(spec, exp_dir, rundir.read_summary(exp_dir), rundir.read_policy_stats(exp_dir) or {})
         failed = result.summary[result.summary["status"] == "error"]
         if len(failed):
             raise RuntimeError(f"stage {spec.name}: {len(failed)} trial(s) failed; see {exp_dir / 'report.md'}")
@@ -146,7 +144,7 @@ class Arena:
                 sigmas = latin_sigmas(n, L, self.lo, self.hi, seed=[draw, 2, g])
                 stage = self.run_stage(spec, _members("rl", "rl", sigmas, draw), policy_checkpoint=checkpoint,
                                        warm_start=checkpoint is None, policy_seed=1000 * g + draw)
-                checkpoint = str(stage.exp_dir / "policy" / "final")
+                checkpoint = str(rundir.final_policy(stage.exp_dir))
         return checkpoint
 
     # --- (b) every method on the held-out draws ---------------------------------------------
@@ -217,8 +215,7 @@ class Arena:
             root=self.root, config=to_dict(self.cfg), choices=choices, policy=policy,
             stages=[s.spec for s in self.stages], summaries={s.spec.name: s.summary for s in self.stages},
             policy_stats={s.spec.name: s.policy_stats for s in self.stages}, elapsed_s=time.time() - self.started,
-            stages_elapsed_s=sum(json.loads((s.exp_dir / "run_info.json").read_text())["elapsed_s"]
-                                 for s in self.stages))
+            stages_elapsed_s=sum(rundir.read_run_info(s.exp_dir).elapsed_s for s in self.stages))
 
 
 def plan_stages(cfg: CompareConfig) -> list[SearchConfig]:
@@ -236,5 +233,5 @@ def plan_stages(cfg: CompareConfig) -> list[SearchConfig]:
 
 def run_compare(cfg: CompareConfig, out_dir: str = "results", address: str | None = None, resume: bool = False,
                 policy_checkpoint: str | None = None) -> Path:
-    """Run (or resume) every stage, then write the comparison; returns comparison.md's path."""
+    """Run (or resume) every stage, then write the comparison; returns the Markdown report's path."""
     return write_comparison(Arena(cfg, out_dir, address, resume, policy_checkpoint).run())

@@ -10,39 +10,17 @@ checkpoint it came from) and the trial's test metrics.
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from pathlib import Path
 
 import numpy as np
 
+from distlmk import rundir
 from distlmk import schema as S
 from distlmk.analysis.summary import FINISHED
 from distlmk.atomic import atomic_write_json
 from distlmk.infer.model import ModelLoadError, latest_checkpoint, load_model_state, save_model
-
-
-def trial_dirs(exp_dir: Path) -> dict[str, Path]:
-    """trial id -> Tune trial folder (from each folder's result.json, else its name)."""
-    out = {}
-    for d in sorted(p for p in exp_dir.iterdir() if p.is_dir()):
-        res = d / "result.json"
-        tid = None
-        if res.is_file():
-            for line in res.read_text().splitlines():
-                if line.strip():
-                    tid = json.loads(line).get("trial_id") or tid
-                    break
-        if tid is None and (d / "params.json").is_file():
-            parts = d.name.split("_")  # <trainable>_<trial id: xxxxx_NNNNN>_<index>_...
-            for i in range(len(parts) - 1):
-                if len(parts[i]) == 5 and parts[i + 1].isdigit() and len(parts[i + 1]) == 5:
-                    tid = f"{parts[i]}_{parts[i + 1]}"
-                    break
-        if tid:
-            out[tid] = d
-    return out
 
 
 def _jsonable(v):
@@ -65,8 +43,7 @@ def export_best(exp_dir: str | Path, out_dir: str | Path, by: str = "val") -> di
     if by != "val":
         raise ValueError("--by: only 'val' (selection on the test set would bias its figures)")
     exp_dir = Path(exp_dir).resolve()
-    search_cfg = exp_dir / "search_config.json"
-    saved = json.loads(search_cfg.read_text()) if search_cfg.is_file() else {}
+    saved = rundir.read_search_config(exp_dir, required=False)
     if saved.get("simulation", {}).get("enabled") or saved.get("simulated"):  # (older configs: "simulated")
         raise FileNotFoundError(f"{exp_dir}: a simulated (cost-model) experiment has no network to export")
     records = load_records(exp_dir)
@@ -75,11 +52,10 @@ def export_best(exp_dir: str | Path, out_dir: str | Path, by: str = "val") -> di
     cands = summary[summary["status"].isin(FINISHED) & summary[S.VAL_MRE].notna()]
     if cands.empty:
         raise FileNotFoundError(f"{exp_dir}: no finished trial with a validation MRE to export")
-    dirs = trial_dirs(exp_dir)
     ranked = cands.sort_values([S.VAL_MRE, S.TRIAL_ID])
     chosen, ckpt, skipped = None, None, []
     for row in ranked.to_dict("records"):
-        d = dirs.get(row["trial_id"])
+        d = rundir.trial_path(exp_dir, row.get(S.TRIAL_DIR))  # recorded from Tune's trial, never parsed
         ckpt = latest_checkpoint(d) if d is not None else None
         if ckpt is not None:
             chosen = row
@@ -87,8 +63,9 @@ def export_best(exp_dir: str | Path, out_dir: str | Path, by: str = "val") -> di
         skipped.append(row["trial_id"])
     if chosen is None:
         raise FileNotFoundError(
-            f"{exp_dir}: none of the finished trials has a checkpoint folder with trainer.pt "
-            "(a simulated experiment has no network to export)"
+            f"{exp_dir}: none of the finished trials has a checkpoint folder with {rundir.CHECKPOINT_FILE} "
+            "(a simulated experiment has no network to export; records written before distlmk kept the "
+            f"{S.TRIAL_DIR} column do not name the trial folders)"
         )
     try:
         meta, weights, _ = load_model_state(ckpt)

@@ -6,19 +6,21 @@ joins them, below the command line.
 
 from __future__ import annotations
 
+from distlmk import rundir
 from distlmk.config import SearchConfig
 
 
 def search(cfg: SearchConfig, out_dir: str = "results", address: str | None = None, resume: bool = False,
            quiet: bool = True):
     """Run the population (`run_search`), then write its summary and report; returns the SearchOutcome."""
-    from distlmk.analysis.summary import write_summary_and_report
+    from distlmk.analysis.report import write_summary_and_report
     from distlmk.population.search import run_search
 
     outcome = run_search(cfg, out_dir=out_dir, address=address, resume=resume, quiet=quiet)
     summary = write_summary_and_report(outcome.exp_dir, outcome.resources["cpu"], outcome.resources.get("gpu", 0.0),
                                        outcome.policy_stats, cfg.name)
     if not quiet:
-        print(f"\n{len(summary)} trials in {outcome.elapsed_s:.0f} s; report: {outcome.exp_dir / 'report.md'}")
-        print((outcome.exp_dir / "report.md").read_text())
+        report = outcome.exp_dir / rundir.REPORT_FILE
+        print(f"\n{len(summary)} trials in {outcome.elapsed_s:.0f} s; report: {report}")
+        print(report.read_text())
     return outcome

@@ -14,11 +14,18 @@ One epoch of one trial is a flat dict whose keys say what each number is:
                 (predicted points, original pixels), baseline_mean_mre_mm
                 (only in a trial's last record; every test split: "test", or ISBI's "Test1", "Test2")
 
+Records read back from Parquet hold nested lists as object arrays of arrays: `as_array`
+decodes one value, `stack_column` a column of them.
+
 Trainers build records with `epoch_record`, trials add `test_metrics`, the driver keeps
 `RECORD_PREFIXES` columns, and summaries and reports read the same names from here.
 """
 
 from __future__ import annotations
+
+import math
+
+import numpy as np
 
 SDR_THRESHOLDS_MM = (2.0, 2.5, 3.0, 4.0)
 
@@ -27,6 +34,9 @@ TRIAL_ID, ITERATION, METHOD, VARIANT, SEED, DEVICE, EPOCH = (
     "trial_id", "iteration", "method", "variant", "seed", "device", "epoch"
 )
 IDENTITY = (METHOD, VARIANT, SEED, DEVICE, EPOCH)
+# the trial's Tune folder, relative to the experiment folder (from Tune's trial object, never parsed
+# from folder names; `distlmk.rundir.trial_path` resolves it)
+TRIAL_DIR = "trial_dir"
 
 TRAIN_LOSS = "train/loss"
 TRAIN_LOSS_PER_LANDMARK = "train/loss_per_landmark"
@@ -54,10 +64,6 @@ COST_EPOCH_BUDGET = "cost/epoch_budget"  # the trial's epoch budget (a trial at 
 # Tune's own bookkeeping columns that the records keep
 TUNE_COLUMNS = ("time_this_iter_s", "time_total_s", "timestamp")
 RECORD_PREFIXES = ("train/", "val/", "sigma/", "rl/", "policy/", "cost/", "test/", "pbt/")
-
-# an experiment folder's record files: written by population.records, read by analysis.summary
-RECORDS_FILE = "records.parquet"
-STATUS_FILE = "trial_status.parquet"  # trials that ended: terminated or error (with reason)
 
 TUNE_METRIC = VAL_MRE  # what schedulers (ASHA, PBT) and Tune's best-trial logic optimise
 TUNE_MODE = "min"
@@ -108,3 +114,26 @@ def flatten_test_metrics(per_split: dict) -> dict:
 
 def is_record_column(key: str) -> bool:
     return key in IDENTITY or key in TUNE_COLUMNS or key.startswith(RECORD_PREFIXES)
+
+
+def as_array(value, dtype=float) -> np.ndarray | None:
+    """One nested-list value read back from Parquet ([L], [L, 3], [N, L, 2]: object arrays of
+    arrays, or lists) -> a regular ndarray; None when missing (None, NaN). Ragged values raise
+    ValueError."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return _nested(value, dtype)
+
+
+def _nested(value, dtype) -> np.ndarray:
+    if isinstance(value, np.ndarray) and value.dtype != object:
+        return value.astype(dtype, copy=False)
+    if isinstance(value, list | tuple | np.ndarray):
+        parts = [_nested(v, dtype) for v in value]
+        return np.stack(parts) if parts else np.empty(0, dtype)
+    return np.asarray(value, dtype)
+
+
+def stack_column(values, dtype=float) -> np.ndarray:
+    """A column of equal-shape nested values (a Series or any iterable) -> one array [rows, ...]."""
+    return np.stack([as_array(v, dtype) for v in values])

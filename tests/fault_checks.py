@@ -9,8 +9,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from distlmk import rundir
 from distlmk import schema as S
-from distlmk.population.trainable import CHECKPOINT_FILE, RESTORES_FILE
+from distlmk.rundir import CHECKPOINT_FILE, RESTORES_FILE
 from distlmk.train.checkpoint import load_checkpoint
 
 # what must agree row by row between records.parquet and the trainer's own history
@@ -18,14 +19,15 @@ COMPARED = (S.EPOCH, S.VAL_MRE, S.TRAIN_LOSS, S.SIGMA_USED, S.SIGMA_NEXT)
 
 
 def trial_dirs(exp: Path) -> dict[str, Path]:
-    """trial id -> the trial's folder (from the trial id Tune writes into result.json)."""
+    """trial id -> the trial's folder, as the records (and the ended trials' status) name it."""
     out = {}
-    for d in exp.iterdir():
-        result = d / "result.json"
-        if d.is_dir() and result.is_file():
-            lines = [ln for ln in result.read_text().splitlines() if ln.strip()]
-            if lines:
-                out[json.loads(lines[-1])["trial_id"]] = d
+    for name in (rundir.RECORDS_FILE, rundir.STATUS_FILE):
+        table = pd.read_parquet(exp / name) if (exp / name).is_file() else pd.DataFrame()
+        if S.TRIAL_DIR in table:
+            for tid, d in zip(table[S.TRIAL_ID], table[S.TRIAL_DIR], strict=True):
+                path = rundir.trial_path(exp, d)
+                if path is not None:
+                    out[tid] = path
     return out
 
 
@@ -59,7 +61,7 @@ def trial_index(exp: Path) -> dict[str, int]:
 def assert_records_match_checkpoints(exp: Path, expect_epochs: int | None = None) -> pd.DataFrame:
     """Every (trial, epoch) of records.parquet equals the trial's own history in its last
     checkpoint: nothing lost, nothing duplicated, nothing from another attempt left behind."""
-    rec = pd.read_parquet(exp / "records.parquet")
+    rec = pd.read_parquet(exp / rundir.RECORDS_FILE)
     assert not rec.duplicated(["trial_id", "iteration"]).any()
     dirs = trial_dirs(exp)
     assert set(rec["trial_id"]) <= set(dirs), "records of a trial Tune does not know"
@@ -81,7 +83,7 @@ def assert_pbt_identity(exp: Path, launched_seeds: list[int]) -> pd.DataFrame:
     was launched as) and trial id, and its records name the donor (pbt/donor, pbt/exploits)."""
     import re
 
-    rec = pd.read_parquet(exp / "records.parquet").sort_values(S.ITERATION)
+    rec = pd.read_parquet(exp / rundir.RECORDS_FILE).sort_values(S.ITERATION)
     ident = rec.groupby(S.TRIAL_ID)[[S.METHOD, S.VARIANT, S.SEED]].nunique()
     assert (ident == 1).all().all(), ident
     assert sorted(rec.groupby(S.TRIAL_ID)[S.SEED].first()) == sorted(launched_seeds)

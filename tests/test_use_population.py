@@ -8,6 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from distlmk import rundir
+from distlmk import schema as S
 from distlmk.cli import main
 from distlmk.config import SearchConfig, from_dict
 from distlmk.population.plan import plan_trials
@@ -37,10 +39,10 @@ def population(ray_session, tmp_path_factory, cache_dir):
 
 def test_learned_anisotropic_covariances_are_recorded(population):
     exp = population
-    rec = pd.read_parquet(exp / "records.parquet")
+    rec = pd.read_parquet(exp / rundir.RECORDS_FILE)
     aniso = rec[rec["method"] == "learned_anisotropic"].sort_values("epoch")
     assert len(aniso) == 2
-    cov = np.stack([np.stack(c) for c in aniso["sigma/cov"]])
+    cov = S.stack_column(aniso["sigma/cov"])
     assert cov.shape == (2, 19, 3) and np.all(cov[..., :2] > 0)
     assert not np.allclose(cov[0, :, :2], 2.0)  # trained, not the initial value
     assert rec.loc[rec["method"] == "fixed", "sigma/cov"].isna().all()
@@ -51,7 +53,10 @@ def test_export_picks_the_best_on_validation_and_predict_loads_it(population, tm
     out = tmp_path / "model"
     assert main(["export", str(exp), "--by", "val", "--out", str(out)]) == 0
     info = json.loads((out / "export.json").read_text())
-    summary = pd.read_parquet(exp / "summary.parquet")
+    summary = rundir.read_summary(exp)
+    for tid, d in zip(summary[S.TRIAL_ID], summary[S.TRIAL_DIR], strict=True):  # recorded from Tune's trial
+        result = (rundir.trial_path(exp, d) / "result.json").read_text().splitlines()
+        assert json.loads(result[-1])["trial_id"] == tid
     best = summary.sort_values("val/mre_mm").iloc[0]
     assert info["trial_id"] == best["trial_id"] and info["val_mre_mm"] == pytest.approx(best["val/mre_mm"])
     assert info["test_mre_mm"] == pytest.approx(best["test/test/mre_mm"]) and "test/test/sdr_2_0" in info["test"]

@@ -1,9 +1,9 @@
-"""The arena's statistics: each role's held-out result, paired deltas with two intervals, comparison.json/md.
+"""The arena's statistics: each role's held-out result, paired deltas with two intervals, the JSON and Markdown.
 
 Reads the typed stages (`distlmk.stages`) and their summaries (one row per trial, `distlmk.schema`
 names); never imports Ray or torch. Every choice was made before, on validation
 (`population.selection`); the test split's per-image errors are read here, once per write, and every
-read is journalled in `test_reads.jsonl` (stage, time, git commit, the figures read).
+read is journalled (`rundir.TEST_READS`) (stage, time, git commit, the figures read).
 
 Delta = method − baseline in test MRE (mm); negative: the method is better. Held-out draws are
 distinct data, so images are nested in draws: the bootstrap resamples draws, then images within each
@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from distlmk import rundir
 from distlmk import schema as S
 from distlmk.analysis.stats import paired_delta, t_interval
 from distlmk.stages import POPULATION_ROLES, Role, StageKind, StageSpec
@@ -30,7 +31,6 @@ from distlmk.stages import POPULATION_ROLES, Role, StageKind, StageSpec
 #: the baselines every adaptive method is compared with (rl_vs, landmark_pbt_vs)
 BASELINES = (Role.BEST_FIXED, Role.PER_LANDMARK_STATIC, Role.PBT, Role.PB2, Role.RANDOM, Role.LANDMARK_PBT,
              Role.LEARNED, Role.LEARNED_ANISOTROPIC, Role.ADALOSS, Role.RL)
-TEST_READS = "test_reads.jsonl"
 
 
 @dataclass
@@ -59,7 +59,7 @@ def best_member(summary: pd.DataFrame, variant: str, draw: int) -> pd.Series:
 
 def per_image_errors(row: pd.Series, split: str) -> np.ndarray:
     """[N] one trial's per-image test MRE (the mean over landmarks of errors_mm)."""
-    return np.asarray([np.asarray(r, float) for r in row[S.test_key(split, "errors_mm")]]).mean(axis=1)
+    return S.as_array(row[S.test_key(split, "errors_mm")]).mean(axis=1)
 
 
 def _stage_of(run: CompareRun, role: Role, kind: StageKind, draw: int) -> StageSpec:
@@ -107,7 +107,7 @@ def _trial_epochs(summary: pd.DataFrame) -> int:
     return int(summary[S.COST_TRIAL_EPOCHS].sum())
 
 
-# --- comparison.json ---------------------------------------------------------------------
+# --- the comparison's JSON -----------------------------------------------------------------
 def learning_curve(run: CompareRun) -> list[dict]:
     """Per generation: the rl populations' validation MRE on the training draws and what the learner saw."""
     curve = []
@@ -153,7 +153,7 @@ def pick_agreement(choices: dict[int, dict]) -> dict:
 
 
 def build_comparison(run: CompareRun, reps: int = 2000) -> dict:
-    """comparison.json: per role the test MRE per draw, compute, headroom and deltas with both intervals."""
+    """The comparison's JSON: per role the test MRE per draw, compute, headroom and deltas with both intervals."""
     split, res = role_results(run)
     draws = sorted(run.choices)
     methods = {}
@@ -220,27 +220,27 @@ def _commit() -> str:
 
 
 def journal_test_reads(run: CompareRun, c: dict) -> list[dict]:
-    """Append one line per held-out stage read to test_reads.jsonl; returns the earlier reads of stages
+    """Append one line per held-out stage read to the test-read journal; returns the earlier reads of stages
     that ran again since (a rerun after a read: reported beside the earlier figure)."""
-    path = run.root / TEST_READS
+    path = run.root / rundir.TEST_READS
     earlier = [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
     now, commit, lines, reruns = time.time(), _commit(), [], []
     for st in run.stages:
         if not st.evaluates_test:
             continue
-        info = json.loads((run.root / st.name / "run_info.json").read_text())
+        info = rundir.read_run_info(run.root / st.name)
         figures = {str(r): c["methods"][str(r)]["mean"] for r in st.roles if str(r) in c["methods"]}
-        line = {"stage": st.name, "time": now, "commit": commit, "stage_started_at": info["started_at"],
+        line = {"stage": st.name, "time": now, "commit": commit, "stage_started_at": info.started_at,
                 "figures": figures}
         reruns += [{**e, "now": figures} for e in earlier
-                   if e["stage"] == st.name and e["stage_started_at"] != info["started_at"]]
+                   if e["stage"] == st.name and e["stage_started_at"] != info.started_at]
         lines.append(line)
     with path.open("a") as fh:
         fh.writelines(json.dumps(line) + "\n" for line in lines)
     return reruns
 
 
-# --- comparison.md -------------------------------------------------------------------------
+# --- the Markdown report ---------------------------------------------------------------------
 def _ci(d: dict) -> str:
     t = d["ci95_t"]
     tt = "n/a" if t[0] is None else f"[{t[0]:+.3f}, {t[1]:+.3f}]"
@@ -251,7 +251,7 @@ def _ci(d: dict) -> str:
 def render_markdown(c: dict, reruns: list[dict]) -> str:
     lines = [f"# Comparison: {c['name']}", "",
              f"Held-out draws {c['heldout_draws']} (each its own images and network; the policy trained on draws "
-             f"{c['train_draws']}), test split `{c['test_split']}` read once at the end (`test_reads.jsonl`); every "
+             f"{c['train_draws']}), test split `{c['test_split']}` read once at the end (`{rundir.TEST_READS}`); every "
              f"choice on the draw's own validation split; populations of N = {c['population_size']}. Wall time "
              f"{c['elapsed_s'] / 60:.1f} min (this invocation); the stages' own times add up to "
              f"{(c.get('stages_elapsed_s') or 0) / 60:.1f} min.", "",
@@ -294,7 +294,7 @@ def render_markdown(c: dict, reruns: list[dict]) -> str:
 
 
 def write_comparison(run: CompareRun) -> Path:
-    """comparison.json, comparison.md, the plots and the test-read journal, under the comparison's folder."""
+    """The comparison's JSON and Markdown, the plots and the test-read journal, under its folder."""
     from distlmk.analysis import plots
     from distlmk.atomic import atomic_write_json, atomic_write_text
 
@@ -303,12 +303,12 @@ def write_comparison(run: CompareRun) -> Path:
     c = build_comparison(run, run.config.get("bootstrap_reps", 2000))
     reruns = journal_test_reads(run, c)
     c["reruns_after_test_read"] = reruns
-    atomic_write_json(run.root / "comparison.json", c)
+    atomic_write_json(run.root / rundir.COMPARISON_JSON, c)
     plots.comparison_learning_curve(c, run.root / "learning_curve.png")
     plots.comparison_deltas(c, run.root / "heldout_deltas.png")
     plots.comparison_cost(c, run.root / "cost.png")
-    atomic_write_text(run.root / "comparison.md", render_markdown(c, reruns))
-    return run.root / "comparison.md"
+    atomic_write_text(run.root / rundir.COMPARISON_MD, render_markdown(c, reruns))
+    return run.root / rundir.COMPARISON_MD
 
 
 def headline(c: dict) -> str:

@@ -2,7 +2,7 @@
 
 Reads, from each finished trial's final record, the per-image test errors
 (`test/<split>/errors_mm`, [N, L] mm) and predicted points (`test/<split>/pred_px`,
-[N, L, 2] original pixels), and the test images from the dataset in search_config.json
+[N, L, 2] original pixels), and the test images from the dataset in the saved search config
 (read with distlmk.data: OpenCV/numpy only). Labels are method variants (fixed σ=2 and
 fixed σ=3 are different methods here).
 """
@@ -17,13 +17,13 @@ import pandas as pd
 from distlmk import schema as S
 from distlmk.analysis import pictures
 from distlmk.analysis.summary import FINISHED
+from distlmk.rundir import SEARCH_CONFIG
 
 
 def _array(v) -> np.ndarray | None:
-    if v is None or (isinstance(v, float) and np.isnan(v)):
-        return None
+    """A nested record value (`schema.as_array`); None when missing or not a regular array."""
     try:
-        return np.array([np.array([np.asarray(c, float) for c in row]) for row in v], float)
+        return S.as_array(v)
     except (TypeError, ValueError):
         return None
 
@@ -57,7 +57,7 @@ def load_test_dataset(search_cfg: dict):
     data = (search_cfg.get("experiment") or {}).get("data")
     if not data:
         return None
-    return load_dataset(from_dict(DataConfig, data, "search_config.json: experiment.data"))
+    return load_dataset(from_dict(DataConfig, data, f"{SEARCH_CONFIG}: experiment.data"))
 
 
 def split_images(ds, split: str):

@@ -3,11 +3,11 @@ the places distlmk saves one.
 
 `PATH` for `load_model` may be:
 - a `distlmk train` output folder (checkpoint.pt, model.json, config.json);
-- a Tune trial checkpoint: a `checkpoint_NNNNNN` folder holding trainer.pt, trainer.pt itself,
-  or a trial folder (its latest checkpoint is used);
+- a Tune trial checkpoint: a `checkpoint_NNNNNN` folder holding the trainer's checkpoint
+  (`rundir.CHECKPOINT_FILE`), that file itself, or a trial folder (its latest checkpoint is used);
 - a `distlmk export` folder (model.pt + model.json).
 Checkpoints saved before model metadata existed are rebuilt from config.json (train
-outputs) or the experiment's search_config.json (trials); failing that, the error says so.
+outputs) or the experiment's saved search config (trials); failing that, the error says so.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from distlmk.data.transforms import resize_to_input
 from distlmk.heatmap import GaussianHeatmapCodec
 from distlmk.infer.core import predict_points
 from distlmk.model import build_model, heatmap_size, resolve_device
+from distlmk.rundir import CHECKPOINT_FILE, SEARCH_CONFIG, checkpoint_files, read_landmark_names, read_search_config
 
 META_FORMAT = "distlmk-model"
 META_VERSION = 1
@@ -98,17 +99,15 @@ def _legacy_train_meta(folder: Path) -> dict | None:
 
 def _legacy_trial_meta(ckpt_file: Path) -> dict | None:
     for d in ckpt_file.parents:
-        sc = d / "search_config.json"
-        if sc.is_file():
-            names_file = d / "landmark_names.json"
-            names = json.loads(names_file.read_text()) if names_file.is_file() else None
-            return _meta_from_experiment(json.loads(sc.read_text())["experiment"], names, str(sc))
+        saved = read_search_config(d, required=False)
+        if saved:
+            return _meta_from_experiment(saved["experiment"], read_landmark_names(d), str(d / SEARCH_CONFIG))
     return None
 
 
 def latest_checkpoint(trial_dir: Path) -> Path | None:
-    """The newest checkpoint_NNNNNN/trainer.pt of a Tune trial folder."""
-    cks = sorted(trial_dir.glob("checkpoint_*/trainer.pt"), key=lambda p: p.parent.name)
+    """The newest checkpoint_NNNNNN/<trainer checkpoint> of a Tune trial folder."""
+    cks = checkpoint_files(trial_dir)
     return cks[-1] if cks else None
 
 
@@ -118,7 +117,7 @@ def _resolve(path: Path) -> tuple[Path, str]:
         return path, "file"
     if not path.is_dir():
         raise ModelLoadError(f"{path}: no such model file or folder")
-    for name, kind in ((MODEL_FILE, "export"), ("checkpoint.pt", "train"), ("trainer.pt", "trial")):
+    for name, kind in ((MODEL_FILE, "export"), ("checkpoint.pt", "train"), (CHECKPOINT_FILE, "trial")):
         if (path / name).is_file():
             return path / name, kind
     ck = latest_checkpoint(path)
@@ -126,7 +125,7 @@ def _resolve(path: Path) -> tuple[Path, str]:
         return ck, "trial"
     raise ModelLoadError(
         f"{path}: no model here; pass a `distlmk train` output folder (checkpoint.pt), a trial "
-        "checkpoint folder (trainer.pt) or a `distlmk export` folder (model.pt)"
+        f"checkpoint folder ({CHECKPOINT_FILE}) or a `distlmk export` folder (model.pt)"
     )
 
 
@@ -146,7 +145,7 @@ def load_model_state(path: str | Path) -> tuple[dict, dict, Path]:
     if meta is None:
         raise ModelLoadError(
             f"{file}: checkpoint from before distlmk saved model metadata, and no config.json or "
-            "search_config.json next to it to rebuild it from; retrain, or copy the run's config.json beside it"
+            f"{SEARCH_CONFIG} next to it to rebuild it from; retrain, or copy the run's config.json beside it"
         )
     return _check_meta(meta, file), state["model"], file
 

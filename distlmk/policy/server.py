@@ -29,9 +29,10 @@ from distlmk.atomic import atomic_write_dir, atomic_write_json
 from distlmk.config import PolicyConfig, from_dict, to_dict
 from distlmk.policy.board import Boards
 from distlmk.protocol import BoardContext, BoardPost, StepRequest
+from distlmk.rundir import POLICY_LATEST, POLICY_UPDATES, SERVER_STATE
 
 log = logging.getLogger("distlmk.policy")
-LATEST = "latest"
+LATEST = POLICY_LATEST
 
 
 # max_concurrency: every member of a large population may be waiting on a board at once (Ray's async default: 1000)
@@ -49,11 +50,11 @@ class PolicyServer:
         self.restored_from = self.cfg.checkpoint
         self.updates_at_start = 0  # _load_counters sets it when weights are restored
         if self.cfg.checkpoint:  # a saved policy (an earlier generation): carry its counters on
-            self._load_counters(Path(self.cfg.checkpoint).parent / "server_state.json")
+            self._load_counters(Path(self.cfg.checkpoint).parent / SERVER_STATE)
         if self.checkpoint_dir and (self.checkpoint_dir / LATEST).is_dir():
             self.core.restore(str(self.checkpoint_dir / LATEST))
             self.restored_from = str(self.checkpoint_dir / LATEST)
-            self._load_counters(self.checkpoint_dir / "server_state.json")
+            self._load_counters(self.checkpoint_dir / SERVER_STATE)
         elif self.cfg.pretrain_rounds > 0 and not self.cfg.freeze:
             from distlmk.config import SigmaConfig
             from distlmk.policy.rollout import warm_start
@@ -141,9 +142,9 @@ class PolicyServer:
         assert self.checkpoint_dir is not None
         latest = atomic_write_dir(self.checkpoint_dir / LATEST, lambda tmp: self.core.save(str(tmp)))
         state = {k: self.core.stats[k] for k in ("updates", "env_steps", "decisions")}
-        atomic_write_json(self.checkpoint_dir / "server_state.json", state)
+        atomic_write_json(self.checkpoint_dir / SERVER_STATE, state)
         if self.history:
-            with (self.checkpoint_dir / "history.jsonl").open("a") as fh:
+            with (self.checkpoint_dir / POLICY_UPDATES).open("a") as fh:
                 fh.write(json.dumps(self.history[-1]) + "\n")
         return str(latest)
 

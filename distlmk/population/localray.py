@@ -12,7 +12,10 @@ only where clusters are disabled (`ray_constants.ENABLE_RAY_CLUSTER`, the switch
 `RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER`, read at import time). `loopback_only()` turns that switch
 off for the duration of `ray.init` in this process: GCS, raylet, workers, the runtime-env and
 dashboard agents then listen on 127.0.0.1 (dual-stack sockets show it as ::ffff:127.0.0.1),
-and the node registers as 127.0.0.1. `tests/test_local_ray.py` checks it in /proc/net/tcp*.
+and the node registers as 127.0.0.1. `tests/test_local_ray.py` checks it with `listeners`.
+
+Process and socket tables come from psutil (a Ray dependency: Ray ships a copy and puts it on
+`sys.path` when imported, so it is imported after `ray`).
 """
 
 from __future__ import annotations
@@ -62,43 +65,41 @@ def init_ray(address: str | None, **kwargs) -> str:
 
 # --- leftovers of a SIGKILLed driver ------------------------------------------------------
 
+AGENT_NAMES = ("ray::DashboardAgent", "ray::RuntimeEnvAgent")
+
+
+def _psutil():
+    import psutil  # after `import ray` (module top): Ray's own copy is then importable
+
+    return psutil
+
 
 def orphaned_agents() -> list[int]:
     """Pids of this user's Ray agent processes (DashboardAgent, RuntimeEnvAgent) whose raylet is
     gone. The raylet starts them as its children; a driver killed with SIGKILL takes its raylet
-    and GCS with it but leaves these two running (Ray 2.58), re-parented, serving nothing.
-    Linux only ([] elsewhere)."""
-    proc = Path("/proc")
-    if not proc.is_dir():
-        return []
+    and GCS with it but leaves these two running (Ray 2.58), re-parented, serving nothing."""
+    psutil = _psutil()
     uid, found = os.getuid(), []
-    for d in proc.iterdir():
-        if not d.name.isdigit():
-            continue
+    for p in psutil.process_iter(["uids", "cmdline", "status", "ppid"]):
         try:
-            if d.stat().st_uid != uid:
+            info = p.info
+            if info["uids"] is None or info["uids"].real != uid or not info["cmdline"]:
                 continue
-            name = (d / "cmdline").read_bytes().split(b"\0")[0].decode(errors="replace").strip()
-            if name not in ("ray::DashboardAgent", "ray::RuntimeEnvAgent"):
+            if info["cmdline"][0].strip() not in AGENT_NAMES or info["status"] == psutil.STATUS_ZOMBIE:
                 continue
-            state, ppid = _stat(d.name)
-            if state != "Z" and _comm(ppid) != "raylet":
-                found.append(int(d.name))
-        except (OSError, ValueError, IndexError):
+            if _name(info["ppid"]) != "raylet":
+                found.append(p.pid)
+        except (psutil.Error, OSError):
             continue
     return found
 
 
-def _stat(pid: str | int) -> tuple[str, int]:
-    """(state, parent pid) from /proc/<pid>/stat."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return fields[0], int(fields[1])
-
-
-def _comm(pid: int) -> str:
+def _name(pid: int) -> str:
+    """A process's name ("" when it is gone)."""
+    psutil = _psutil()
     try:
-        return Path(f"/proc/{pid}/comm").read_text().strip()
-    except OSError:
+        return psutil.Process(pid).name()
+    except (psutil.Error, OSError):
         return ""
 
 
@@ -116,69 +117,40 @@ def reap_orphaned_agents() -> list[int]:
 # --- what listens -------------------------------------------------------------------------
 
 
-def _listening_inodes() -> dict[int, tuple[str, int]]:
-    """socket inode -> (address, port) of every TCP socket in LISTEN state (/proc/net/tcp, tcp6)."""
-    out = {}
-    for name, v6 in (("tcp", False), ("tcp6", True)):
-        path = Path("/proc/net") / name
-        if not path.is_file():
-            continue
-        for line in path.read_text().splitlines()[1:]:
-            parts = line.split()
-            if parts[3] != "0A":  # LISTEN
-                continue
-            host, port = parts[1].split(":")
-            out[int(parts[9])] = (_decode_ip(host, v6), int(port, 16))
-    return out
-
-
-def _decode_ip(hexaddr: str, v6: bool) -> str:
+def _address(ip: str) -> str:
+    """A listener's address; an IPv4-mapped IPv6 one (::ffff:127.0.0.1) as its IPv4 address."""
     import ipaddress
 
-    raw = bytes.fromhex(hexaddr)
-    if not v6:
-        return str(ipaddress.IPv4Address(raw[::-1]))
-    words = b"".join(raw[i:i + 4][::-1] for i in range(0, 16, 4))  # per-word little endian
-    addr = ipaddress.IPv6Address(words)
-    return str(addr.ipv4_mapped) if addr.ipv4_mapped else str(addr)
+    try:
+        addr = ipaddress.ip_address(ip.split("%", 1)[0])
+    except ValueError:
+        return ip
+    mapped = getattr(addr, "ipv4_mapped", None)
+    return str(mapped) if mapped else str(addr)
 
 
 def listeners(pids: list[int]) -> list[dict]:
-    """TCP listeners of these processes: [{pid, name, address, port}] (Linux /proc)."""
-    socks = _listening_inodes()
+    """TCP listeners of these processes: [{pid, name, address, port}]."""
+    psutil = _psutil()
     out = []
     for pid in pids:
-        fd_dir = Path(f"/proc/{pid}/fd")
         try:
-            name = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode(errors="replace")
-            for fd in fd_dir.iterdir():
-                try:
-                    target = os.readlink(fd)
-                except OSError:
-                    continue
-                if target.startswith("socket:["):
-                    inode = int(target[8:-1])
-                    if inode in socks:
-                        addr, port = socks[inode]
-                        out.append({"pid": pid, "name": Path(name).name, "address": addr, "port": port})
-        except OSError:
+            proc = psutil.Process(pid)
+            cmd = proc.cmdline()
+            name = Path(cmd[0]).name if cmd else proc.name()
+            conns = proc.net_connections(kind="tcp")
+        except (psutil.Error, OSError):
             continue
+        for c in conns:
+            if c.status == psutil.CONN_LISTEN and c.laddr:
+                out.append({"pid": pid, "name": name, "address": _address(c.laddr.ip), "port": c.laddr.port})
     return out
 
 
 def descendants(pid: int) -> list[int]:
-    """`pid` and every process below it (Linux /proc)."""
-    children: dict[int, list[int]] = {}
-    for d in Path("/proc").iterdir():
-        if d.name.isdigit():
-            try:
-                _, ppid = _stat(d.name)
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(ppid, []).append(int(d.name))
-    out, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        out.append(p)
-        todo += children.get(p, [])
-    return out
+    """`pid` and every process below it (only `pid` when it is gone)."""
+    psutil = _psutil()
+    try:
+        return [pid] + [c.pid for c in psutil.Process(pid).children(recursive=True)]
+    except (psutil.Error, OSError):
+        return [pid]

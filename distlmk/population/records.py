@@ -1,14 +1,16 @@
 """distlmk's own per-iteration records, kept by the driver, written atomically as Parquet.
 
-Every result is first appended to a journal (records.jsonl, one flushed line per result),
-so a driver killed between two Parquet writes loses nothing it was told; the journal is
-folded into records.parquet periodically and at the end, then emptied.
+Every result is first appended to a journal (`rundir.JOURNAL_FILE`, one flushed line per
+result), so a driver killed between two Parquet writes loses nothing it was told; the journal
+is folded into the records (`rundir.RECORDS_FILE`) periodically and at the end, then emptied.
 
 Why not only Tune's files: progress.csv fixes its columns at the first report and
 result.json has lost rows after PBT pause/resume. Here every reported result becomes one
 row keyed by (trial_id, iteration); a retried or exploited trial that reports an
 iteration again replaces the row, so there are never duplicates. On `Tuner.restore`
-the callback reloads what was written before and carries on.
+the callback reloads what was written before and carries on. Each row (and each ended
+trial) carries the trial's folder (`schema.TRIAL_DIR`, relative to the experiment folder,
+from Tune's trial object), so nothing parses Tune's folder names.
 """
 
 from __future__ import annotations
@@ -23,11 +25,14 @@ from ray import tune
 
 from distlmk import schema as S
 from distlmk.atomic import atomic_write
+from distlmk.rundir import JOURNAL_FILE, RECORDS_FILE, STATUS_FILE
 
-JOURNAL_FILE = "records.jsonl"
-def record_from_result(trial_id: str, result: dict) -> dict:
-    """One records.parquet row: the schema's columns of a Tune result (see `distlmk.schema`)."""
+
+def record_from_result(trial_id: str, result: dict, trial_dir: str | None = None) -> dict:
+    """One records row: the schema's columns of a Tune result (see `distlmk.schema`)."""
     row = {S.TRIAL_ID: trial_id, S.ITERATION: int(result["training_iteration"])}
+    if trial_dir:
+        row[S.TRIAL_DIR] = trial_dir
     row.update({k: v for k, v in result.items() if isinstance(k, str) and S.is_record_column(k)})
     return row
 
@@ -47,7 +52,7 @@ def read_rows(path: Path) -> list[dict]:
 
 
 class RecordsCallback(tune.Callback):
-    """Collects every trial result into records.parquet (deduplicated, atomic, resumable)."""
+    """Collects every trial result into the records (deduplicated, atomic, resumable)."""
 
     def __init__(self, experiment_dir: str, flush_every_s: float = 5.0):
         self.dir = Path(experiment_dir)
@@ -57,15 +62,15 @@ class RecordsCallback(tune.Callback):
         self._last_flush = 0.0
 
     def setup(self, **info) -> None:
-        for r in read_rows(self.dir / S.RECORDS_FILE) + read_journal(self.dir / JOURNAL_FILE):
+        for r in read_rows(self.dir / RECORDS_FILE) + read_journal(self.dir / JOURNAL_FILE):
             self.rows[(r["trial_id"], int(r["iteration"]))] = r
-        for r in read_rows(self.dir / S.STATUS_FILE):
+        for r in read_rows(self.dir / STATUS_FILE):
             self.ended[r["trial_id"]] = r
         self.dir.mkdir(parents=True, exist_ok=True)
         self._journal = (self.dir / JOURNAL_FILE).open("a")
 
     def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
-        row = record_from_result(trial.trial_id, result)
+        row = record_from_result(trial.trial_id, result, trial_dir_of(trial))
         self.rows[(row["trial_id"], row["iteration"])] = row
         self._journal.write(json.dumps(row, default=_jsonable) + "\n")
         self._journal.flush()
@@ -74,11 +79,13 @@ class RecordsCallback(tune.Callback):
             self.flush()
 
     def on_trial_error(self, iteration, trials, trial, **info) -> None:
-        self.ended[trial.trial_id] = {"trial_id": trial.trial_id, "status": "error", "error": _error_text(trial)}
+        self.ended[trial.trial_id] = {"trial_id": trial.trial_id, "status": "error", "error": _error_text(trial),
+                                      S.TRIAL_DIR: trial_dir_of(trial)}
         self.flush()
 
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
-        self.ended[trial.trial_id] = {"trial_id": trial.trial_id, "status": "terminated", "error": None}
+        self.ended[trial.trial_id] = {"trial_id": trial.trial_id, "status": "terminated", "error": None,
+                                      S.TRIAL_DIR: trial_dir_of(trial)}
         self.flush()
 
     def on_experiment_end(self, trials, **info) -> None:
@@ -87,8 +94,8 @@ class RecordsCallback(tune.Callback):
     def flush(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
         rows = [self.rows[k] for k in sorted(self.rows)]
-        write_parquet(rows, self.dir / S.RECORDS_FILE)
-        write_parquet(list(self.ended.values()), self.dir / S.STATUS_FILE)
+        write_parquet(rows, self.dir / RECORDS_FILE)
+        write_parquet(list(self.ended.values()), self.dir / STATUS_FILE)
         self._journal.truncate(0)  # everything in it is in the Parquet file now
         self._last_flush = time.monotonic()
 
@@ -97,6 +104,14 @@ class RecordsCallback(tune.Callback):
         state.pop("_journal", None)
         state["rows"], state["ended"] = {}, {}  # reloaded from disk in setup()
         return state
+
+
+def trial_dir_of(trial) -> str | None:
+    """The trial's folder relative to the experiment folder, as Tune names it (its storage context)."""
+    try:
+        return trial.storage.trial_dir_name or None
+    except AttributeError:  # a trial without storage (not created by a Tuner)
+        return None
 
 
 def read_journal(path: Path) -> list[dict]:

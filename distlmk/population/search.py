@@ -19,6 +19,7 @@ from pathlib import Path
 import ray
 from ray import tune
 
+from distlmk import rundir
 from distlmk import schema as S
 from distlmk.atomic import atomic_write_json
 from distlmk.config import SearchConfig, to_dict, validate_search
@@ -42,7 +43,7 @@ log = logging.getLogger("distlmk.search")
 class SearchOutcome:
     """What a finished `run_search` hands to the command layer."""
 
-    exp_dir: Path  # the experiment folder (records, policy, run_info.json)
+    exp_dir: Path  # the experiment folder (records, policy, run info: `distlmk.rundir`)
     num_trials: int
     num_errors: int  # trials that ended in error (after their retries)
     resources: dict  # per trial: {"cpu": .., "gpu": ..}
@@ -250,7 +251,7 @@ def start_policy(cfg: SearchConfig, exp_dir: Path):
 
     trains = "rl" in cfg.methods or any(v.method == "rl" for v in cfg.variants)
     policy = cfg.policy if trains else dataclasses.replace(cfg.policy, pretrain_rounds=0)  # board only: no warm start
-    server = start_policy_server(policy_server_name(cfg), policy, str(exp_dir / "policy"), cfg.experiment.sigma)
+    server = start_policy_server(policy_server_name(cfg), policy, str(rundir.policy_dir(exp_dir)), cfg.experiment.sigma)
     ray.get(server.ping.remote())  # wait until the RLModule and Learner are built
     return server
 
@@ -296,9 +297,9 @@ def save_policy(server, exp_dir: Path) -> dict | None:
         return None
     stats = ray.get(server.flush_training.remote())
     ray.get(server.checkpoint_now.remote())
-    ray.get(server.save.remote(str(exp_dir / "policy" / "final")))
-    atomic_write_json(exp_dir / "policy_stats.json", stats)
-    atomic_write_json(exp_dir / "policy_history.json", ray.get(server.update_history.remote()))
+    ray.get(server.save.remote(str(rundir.final_policy(exp_dir))))
+    atomic_write_json(exp_dir / rundir.POLICY_STATS, stats)
+    atomic_write_json(exp_dir / rundir.POLICY_HISTORY, ray.get(server.update_history.remote()))
     return stats
 
 
@@ -325,9 +326,9 @@ def run_search(cfg: SearchConfig, out_dir: str = "results", address: str | None 
     server = start_policy(cfg, exp_dir)
     try:
         exp_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(exp_dir / "search_config.json", to_dict(cfg))
+        atomic_write_json(exp_dir / rundir.SEARCH_CONFIG, to_dict(cfg))
         if names:
-            atomic_write_json(exp_dir / "landmark_names.json", names)
+            atomic_write_json(exp_dir / rundir.LANDMARK_NAMES, names)
         trainable = tune.with_resources(tune.with_parameters(train_trial, run=run_spec(cfg, resources)), resources)
         t0 = time.time()
         tuner = build_tuner(cfg, plans, trainable, storage, exp_dir, resume, quiet, extra_callbacks)
@@ -336,7 +337,7 @@ def run_search(cfg: SearchConfig, out_dir: str = "results", address: str | None 
         policy_stats = save_policy(server, exp_dir)
         outcome = SearchOutcome(exp_dir, len(grid), grid.num_errors, resources, policy_stats, time.time() - t0)
         atomic_write_json(
-            exp_dir / "run_info.json",
+            exp_dir / rundir.RUN_INFO,
             {
                 "elapsed_s": outcome.elapsed_s,
                 "started_at": t0,

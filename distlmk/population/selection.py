@@ -36,7 +36,7 @@ def per_landmark_choice(summary: pd.DataFrame, sigma_of: dict[str, float]) -> tu
     v = validation_view(summary)
     v = v[v[S.VARIANT].isin(list(sigma_of))]
     names = sorted(sigma_of, key=sigma_of.get)
-    per = np.stack([np.mean(np.stack(v.loc[v[S.VARIANT] == n, S.VAL_PER_LANDMARK].to_numpy()), axis=0)
+    per = np.stack([np.mean(S.stack_column(v.loc[v[S.VARIANT] == n, S.VAL_PER_LANDMARK]), axis=0)
                     for n in names])  # [G, L]
     pick = per.argmin(axis=0)
     return [float(sigma_of[names[k]]) for k in pick], [names[k] for k in pick]

@@ -22,12 +22,9 @@ from distlmk import schema as S
 from distlmk.config import ExperimentConfig, FaultConfig
 from distlmk.population.plan import TrialPlan, apply_mutations
 from distlmk.population.spec import RunSpec
+from distlmk.rundir import ATTEMPT_FILE, CHECKPOINT_FILE, RESTORES_FILE
 from distlmk.train.base import EpochTrainer
 from distlmk.train.checkpoint import load_checkpoint, save_checkpoint
-
-CHECKPOINT_FILE = "trainer.pt"
-ATTEMPT_FILE = "attempt.json"  # beside trainer.pt: which start of the trial wrote the checkpoint (0 = first)
-RESTORES_FILE = "distlmk_restores.jsonl"  # in the trial's folder: one line per start from a checkpoint
 
 
 def make_trainer(exp: ExperimentConfig, run: RunSpec, trial_id: str) -> EpochTrainer:
