@@ -129,7 +129,7 @@ class Arena:
         result = StageResult(spec, exp_dir, rundir.read_summary(exp_dir), rundir.read_policy_stats(exp_dir) or {})
         failed = result.summary[result.summary["status"] == "error"]
         if len(failed):
-            raise RuntimeError(f"stage {spec.name}: {len(failed)} trial(s) failed; see {exp_dir / 'report.md'}")
+            raise RuntimeError(f"stage {spec.name}: {len(failed)} trial(s) failed; see {exp_dir / rundir.REPORT_FILE}")
         self.stages.append(result)
         return result
 

@@ -105,7 +105,7 @@ def assert_pbt_sigma_follows_config(exp: Path, base: float | None = None, lo: fl
     """Every epoch of a PBT/PB2 member trained with the sigma its config of that epoch names (Tune's
     result.json): base x scale x landmark factor, clipped to [lo, hi], before and after an exploit.
     base, lo, hi default to the trial's own plan (sigma.per_landmark or init; sigma.min, sigma.max)."""
-    rec = pd.read_parquet(exp / S.RECORDS_FILE).set_index([S.TRIAL_ID, S.ITERATION])
+    rec = pd.read_parquet(exp / rundir.RECORDS_FILE).set_index([S.TRIAL_ID, S.ITERATION])
     checked = 0
     for tid, d in trial_dirs(exp).items():
         for line in (d / "result.json").read_text().splitlines():

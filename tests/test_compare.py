@@ -108,7 +108,7 @@ def _handmade_run(tmp_path: Path, started: float = 1.0) -> CompareRun:
                  **{f"rl_d{d}": rl[d] for d in draws}}
     for st in stages:
         (tmp_path / st.name).mkdir(parents=True, exist_ok=True)
-        (tmp_path / st.name / "run_info.json").write_text(json.dumps({"started_at": started, "elapsed_s": 1.0}))
+        (tmp_path / st.name / "run_info.json").write_text(json.dumps({"started_at": started, "elapsed_s": 1.0, "num_trials": 2, "num_errors": 0}))
     choices = {d: {"best_fixed": "fixed σ=1", "best_fixed_sigma": 1.0, "per_landmark_sigma": [1.0, 4.0],
                    "per_landmark_pick": ["fixed σ=1", "fixed σ=4"]} for d in draws}
     cfg = {"name": "t", "train_draws": [0], "population_size": 2, "bootstrap_reps": 200}
@@ -145,7 +145,7 @@ def test_every_test_read_is_journalled_and_a_rerun_reported(tmp_path):
     md = (tmp_path / "comparison.md").read_text()
     assert "rerun after" not in md
     # the rl stage of draw 100 runs again after its test split was read: both figures are reported
-    (tmp_path / "rl_d100" / "run_info.json").write_text(json.dumps({"started_at": 2.0, "elapsed_s": 1.0}))
+    (tmp_path / "rl_d100" / "run_info.json").write_text(json.dumps({"started_at": 2.0, "elapsed_s": 1.0, "num_trials": 2, "num_errors": 0}))
     run.summaries["rl_d100"][S.test_key("test", "errors_mm")] = pd.Series([[[0.3, 0.3]] * 3] * 2)
     write_comparison(run)
     c = json.loads((tmp_path / "comparison.json").read_text())
@@ -158,11 +158,14 @@ def test_every_test_read_is_journalled_and_a_rerun_reported(tmp_path):
 
 @pytest.mark.slow
 def test_small_real_network_compare_end_to_end(ray_session, cache_dir, tmp_path):
+    from fault_checks import assert_pbt_sigma_follows_config
+
     from distlmk.cli import main
 
     cfg = {
         "name": "smoke", "grid_sigmas": [1.5, 3.0], "train_draws": [0], "heldout_draws": [5, 6], "generations": 1,
-        "population_size": 2, "perturbation_interval": 2, "baselines": ["learned", "random", "pbt"],
+        "population_size": 2, "perturbation_interval": 2,
+        "baselines": ["learned", "random", "pbt", "pb2", "landmark_pbt"],
         "bootstrap_reps": 200,
         "base": {
             "resources": {"cpu": 1}, "keep_checkpoints": 2,
@@ -184,15 +187,19 @@ def test_small_real_network_compare_end_to_end(ray_session, cache_dir, tmp_path)
     root = tmp_path / "out" / "smoke"
     c = json.loads((root / "comparison.json").read_text())
     assert c["heldout_draws"] == [5, 6]
-    for v in ("best_fixed_by_val", "per_landmark_static", "learned", "random", "pbt", "rl"):
+    for v in ("best_fixed_by_val", "per_landmark_static", "learned", "random", "pbt", "pb2", "landmark_pbt", "rl"):
         m = c["methods"][v]
         assert len(m["test_mre_mm"]) == 2 and m["mean"] == pytest.approx(np.mean(m["test_mre_mm"]))
         assert m["trial_epochs_total"] > 0
     assert c["methods"]["pbt"]["trial_epochs_total"] == 2 * 3  # 2 members x 3 epochs per draw
     assert c["methods"]["rl"]["trial_epochs_total"] == 2 * 3 + 2 * 3  # + the generation, in full
-    for d in (5, 6):  # PBT really exploited: once per population, at epoch 2 (Tune's own log)
+    for d in (5, 6):  # PBT really exploited: once per population, at epoch 2 (Tune's own log), and every
+        # epoch of every member trained with the sigma its config of that epoch names
         assert len((root / f"pbt_d{d}" / "pbt_global.txt").read_text().splitlines()) == 1
-    assert set(c["rl_vs"]) == {"best_fixed_by_val", "per_landmark_static", "learned", "random", "pbt"}
+        assert_pbt_sigma_follows_config(root / f"pbt_d{d}")
+    assert set(c["rl_vs"]) == {"best_fixed_by_val", "per_landmark_static", "learned", "random", "pbt", "pb2",
+                               "landmark_pbt"}
+    assert set(c["landmark_pbt_vs"]) == set(c["rl_vs"]) - {"landmark_pbt"} | {"rl"}
     for d in c["rl_vs"].values():
         assert d["ci95"][0] <= d["delta_mm"] <= d["ci95"][1] and len(d["ci95_t"]) == 2
     assert [p["generation"] for p in c["learning_curve"]] == [1]
@@ -202,6 +209,7 @@ def test_small_real_network_compare_end_to_end(ray_session, cache_dir, tmp_path)
     stats = json.loads((root / "rl_d5" / "policy_stats.json").read_text())
     assert stats["frozen"] and stats["updates_this_run"] == 0 and stats["decisions"] > 0
     assert stats["restored_from"] == str(root / "gen1_d0" / "policy" / "final")
-    assert len((root / "test_reads.jsonl").read_text().splitlines()) == 2 + 2 * 2  # grid, retrain, pbt x2, rl x2
+    # one read per held-out stage: grid, retrain, and pbt, pb2, landmark_pbt, rl on each of the 2 draws
+    assert len((root / "test_reads.jsonl").read_text().splitlines()) == 2 + 4 * 2
     for f in ("comparison.md", "learning_curve.png", "heldout_deltas.png", "cost.png", "stages.json"):
         assert (root / f).is_file(), f

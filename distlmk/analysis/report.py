@@ -236,7 +236,7 @@ def analyze(exp_dir: str | Path) -> Path:
     for title, path in figs.items():
         if path is not None:
             lines += [f"## {title}", "", f"![{title}]({path.name})", ""]
-    check = tune_result_check(exp_dir, records)
+    check = tune_result_check(exp_dir, records) if not records.empty else pd.DataFrame()
     if not check.empty:
         lost = check[check["tune_iterations"] < check["records_iterations"]]
         lines += [
