@@ -56,7 +56,9 @@ def _cmd_data_check(args: argparse.Namespace) -> int:
 def _cmd_search(args: argparse.Namespace) -> int:
     cfg = load_yaml(args.config, SearchConfig)
     if args.policy_checkpoint:
-        cfg.policy.checkpoint = str(Path(args.policy_checkpoint).resolve())
+        from distlmk.policy.ship import resolve_checkpoint
+
+        cfg.policy.checkpoint = str(Path(resolve_checkpoint(args.policy_checkpoint)).resolve())
     if args.freeze_policy:
         if not cfg.policy.checkpoint:
             raise ConfigError(
@@ -79,7 +81,9 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     from distlmk.config import CompareConfig
 
     cfg = load_yaml(args.config, CompareConfig)
-    policy = str(Path(args.policy_checkpoint).resolve()) if args.policy_checkpoint else None
+    from distlmk.policy.ship import resolve_checkpoint
+
+    policy = str(Path(resolve_checkpoint(args.policy_checkpoint)).resolve()) if args.policy_checkpoint else None
     report = run_compare(cfg, out_dir=args.out, address=args.address, resume=args.resume, policy_checkpoint=policy)
     print(report.read_text())
     print(f"wrote {report} and {report.with_name(rundir.COMPARISON_JSON)}")
@@ -232,7 +236,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--address", help="join this Ray cluster (auto, host:port, ray://...); "
                    "without it: a private local Ray on 127.0.0.1, whatever RAY_ADDRESS says")
     r.add_argument("--resume", action="store_true", help="continue an interrupted experiment (Tuner.restore)")
-    r.add_argument("--policy-checkpoint", help="start the central policy from this saved policy")
+    r.add_argument("--policy-checkpoint", help="start the central policy from this saved policy (DIR/policy/final, or "
+                   "`shipped`: the policy that ships with distlmk, see distlmk.policy.ship)")
     r.add_argument("--freeze-policy", action="store_true", help="act with the policy, never update it")
     r.add_argument("--quiet", action="store_true", help="no live trial table and no report on stdout")
     r.set_defaults(func=_cmd_search)
@@ -243,7 +248,8 @@ def build_parser() -> argparse.ArgumentParser:
     cp.add_argument("--out", default="results", help="output folder; results go to OUT/<name>/")
     cp.add_argument("--address", help="Ray cluster address (auto, host:port, ray://...); without it: a private local Ray")
     cp.add_argument("--resume", action="store_true", help="reuse the stages an interrupted compare finished")
-    cp.add_argument("--policy-checkpoint", help="evaluate this saved policy (e.g. DIR/policy/final): no generations")
+    cp.add_argument("--policy-checkpoint", help="evaluate this saved policy (DIR/policy/final, or `shipped`: the "
+                    "policy that ships with distlmk): no generations")
     cp.set_defaults(func=_cmd_compare)
 
     ab = command(sub, "ablate", "scaling ablation: simulated populations of several sizes")

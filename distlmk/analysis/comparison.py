@@ -180,6 +180,8 @@ def build_comparison(run: CompareRun, reps: int = 2000) -> dict:
     gens = sum(_trial_epochs(run.summaries[st.name]) for st in run.stages if st.kind is StageKind.GENERATION)
     return {
         "name": run.config["name"],
+        "commit": _commit(),
+        "config": run.config,
         "test_split": split,
         "heldout_draws": draws,
         "train_draws": run.config["train_draws"],
