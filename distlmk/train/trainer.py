@@ -1,6 +1,6 @@
 """The one trainer every method shares: methods differ only in their sigma controller.
 
-Used epoch by epoch (`run_epoch`) by Tune trials and by `distlmk train` (`fit.py`). Its
+Used epoch by epoch (`run_epoch`, the shared `EpochLoop` of `base.py`) by Tune trials and by `distlmk train` (`fit.py`). Its
 full state (model, optimiser, scheduler, controller, history) round-trips through
 `state_dict`, so a trial resumes exactly where its checkpoint left it.
 """
@@ -15,7 +15,7 @@ import torch
 
 from distlmk import schema as S
 from distlmk.config import ExperimentConfig
-from distlmk.control import EpochFeedback, SigmaController, make_controller
+from distlmk.control import SigmaController, make_controller
 from distlmk.data import LandmarkDataset, load_dataset
 from distlmk.data.transforms import (
     Augmenter,
@@ -26,15 +26,17 @@ from distlmk.data.transforms import (
 from distlmk.heatmap import GaussianHeatmapCodec
 from distlmk.infer.core import predict_points
 from distlmk.model import build_model, heatmap_size, resolve_device
+from distlmk.train.base import EpochLoop, EpochMeasure
 from distlmk.train.errors import NonFiniteLossError
 from distlmk.train.losses import LOSSES
 from distlmk.train.metrics import mean_position_baseline, radial_errors_mm, summarize
-from distlmk.train.record import epoch_record
 
 __all__ = ["NonFiniteLossError", "Trainer"]
 
 
-class Trainer:
+class Trainer(EpochLoop):
+    """The network trainer: `EpochLoop` with one epoch of the U-Net and its validation."""
+
     def __init__(
         self,
         cfg: ExperimentConfig,
@@ -60,7 +62,7 @@ class Trainer:
         self.model = build_model(
             self.num_landmarks, cfg.model.base_channels, cfg.model.depth, self.stride
         ).to(self.device)
-        self.controller = controller or make_controller(cfg.sigma, self.num_landmarks, trial_id)
+        super().__init__(cfg, controller or make_controller(cfg.sigma, self.num_landmarks, trial_id))
         groups = [{"params": self.model.parameters(), "lr": t.lr, "weight_decay": t.weight_decay}]
         if self.controller.parameters():
             groups.append(
@@ -78,14 +80,6 @@ class Trainer:
         self.amp = bool(t.amp and self.device.type == "cuda")
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
         self.loss_fn = LOSSES[t.loss]
-        self.epoch = 0  # epochs completed
-        self.stopped = False
-        self.poison_loss = False  # fault injection: the next epoch's loss turns NaN
-        self.history: list[dict] = []
-
-    @property
-    def done(self) -> bool:
-        return self.stopped or self.epoch >= self.cfg.train.epochs
 
     def set_lr(self, lr: float) -> None:
         """Change the base learning rate (PBT explore) keeping the cosine schedule's position."""
@@ -93,10 +87,6 @@ class Trainer:
         self.scheduler.base_lrs[0] = lr
         group["initial_lr"] = lr
         group["lr"] = lr * self.scheduler.lr_lambdas[0](self.scheduler.last_epoch)
-
-    def set_sigma(self, values: list[float]) -> None:
-        """Replace the controller's per-landmark sigmas (PBT explore on sigma)."""
-        self.controller.set_sigma(values)
 
     def _to_device(self, x: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(x).to(self.device, non_blocking=True)
@@ -167,34 +157,13 @@ class Trainer:
             out["pred_px"] = np.round(pred, 3).tolist()
         return out
 
-    def run_epoch(self) -> dict:
-        """Train one epoch, validate, let the controller decide; returns the epoch's record."""
+    def train_and_measure(self) -> EpochMeasure:
+        """Train one epoch, then validate (the loop's controller decides on it)."""
         t0 = time.perf_counter()
         sigma_used = self.controller.sigma_values()
         train_loss, n_images = self.train_epoch()
         t_train = time.perf_counter() - t0
-        val = self.evaluate("val")
-        self.epoch += 1
-        decision = self.controller.observe(
-            EpochFeedback(
-                epoch=self.epoch,
-                epochs=self.cfg.train.epochs,
-                val_error_mm=np.asarray(val["per_landmark_mre_mm"]),
-                train_loss=train_loss,
-            )
-        )
-        self.stopped = self.stopped or decision.stop
-        record = epoch_record(
-            self.epoch, self.controller.name, train_loss, val, sigma_used, self.controller.sigma_values(),
-            decision, n_images / max(t_train, 1e-9), time.perf_counter() - t0,
-        )
-        cov = self.controller.cov_values()
-        if cov is not None:  # learned_anisotropic: (sigma_x, sigma_y, angle rad) after the epoch
-            record[S.SIGMA_COV] = cov.tolist()
-        self.history.append(record)
-        if self.done:
-            self.controller.close(truncated=not self.stopped)
-        return record
+        return EpochMeasure(t0, sigma_used, train_loss, self.evaluate("val"), n_images / max(t_train, 1e-9))
 
     def test_metrics(self) -> dict:
         """Every test split, read once at the end: {split: summarize dict + errors_mm + baseline}."""
@@ -223,23 +192,17 @@ class Trainer:
 
     def state_dict(self) -> dict:
         return {
-            "epoch": self.epoch,
-            "stopped": self.stopped,
+            **self.loop_state(),
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict(),
-            "controller": self.controller.state_dict(),
-            "history": self.history,
             "meta": self.model_meta(),  # read by distlmk predict/export; ignored on resume
         }
 
     def load_state_dict(self, state: dict) -> None:
         self.model.load_state_dict(state["model"])
-        self.controller.load_state_dict(state["controller"])
+        self.load_loop_state(state)
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
-        self.epoch = int(state["epoch"])
-        self.stopped = bool(state["stopped"])
-        self.history = list(state["history"])
