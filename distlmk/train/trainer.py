@@ -56,11 +56,11 @@ class Trainer(EpochLoop):
             s: prepare_split(self.dataset, s, size) for s in self.dataset.splits
         }
         self.num_landmarks = self.dataset.num_landmarks
-        self.stride = cfg.model.out_stride
-        self.codec = GaussianHeatmapCodec(heatmap_size(size, self.stride))
+        stride = cfg.model.out_stride
+        self.codec = GaussianHeatmapCodec(heatmap_size(size, stride), stride)  # input pixels <-> heatmaps
         self.augmenter = Augmenter(cfg.data.augment, size)
         self.model = build_model(
-            self.num_landmarks, cfg.model.base_channels, cfg.model.depth, self.stride
+            self.num_landmarks, cfg.model.base_channels, cfg.model.depth, stride
         ).to(self.device)
         super().__init__(cfg, controller or make_controller(cfg.sigma, self.num_landmarks, trial_id))
         groups = [{"params": self.model.parameters(), "lr": t.lr, "weight_decay": t.weight_decay}]
@@ -104,9 +104,7 @@ class Trainer(EpochLoop):
             self.splits["train"], self.cfg.train.batch_size, rng, self.augmenter
         ):
             x_t = self._to_device(x)[:, None]
-            p_t = self._to_device(
-                ((pts + 0.5) / self.stride - 0.5).astype(np.float32)
-            )  # heatmap pixels
+            p_t = self._to_device(pts.astype(np.float32))  # [B, L, 2] input pixels
             with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp):
                 pred = self.model(x_t)
             target = self.controller.targets(self.codec, p_t)
@@ -134,7 +132,7 @@ class Trainer(EpochLoop):
         `distlmk predict` uses too: `distlmk.infer.core.predict_points`)."""
         data = self.splits[split]
         pts, _ = predict_points(
-            self.model, self.codec, data.images, data.scale, self.stride, self.device, self.amp,
+            self.model, self.codec, data.images, data.scale, self.device, self.amp,
             max(16, self.cfg.train.batch_size),
         )
         return pts
