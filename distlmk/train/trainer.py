@@ -1,8 +1,9 @@
 """The one trainer every method shares: methods differ only in their sigma controller.
 
-Used epoch by epoch (`run_epoch`, the shared `EpochLoop` of `base.py`) by Tune trials and by `distlmk train` (`fit.py`). Its
-full state (model, optimiser, scheduler, controller, history) round-trips through
-`state_dict`, so a trial resumes exactly where its checkpoint left it.
+Used epoch by epoch (`run_epoch`, the shared `EpochLoop` of `base.py`) by Tune trials and by
+`distlmk train` (`fit.py`); it supplies one epoch of the network and its validation. Its full
+state (model, optimiser, scheduler, controller, history) round-trips through `state_dict`, so a
+trial resumes exactly where its checkpoint left it.
 """
 
 from __future__ import annotations
