@@ -88,3 +88,36 @@ def test_anisotropic_gradient_reaches_every_parameter():
     target = codec.encode_anisotropic(pts + 0.7, torch.tensor([[2.5, 2.0, 0.0], [3.0, 3.0, 0.0]]))
     ((codec.encode_anisotropic(pts, cov) - target) ** 2).sum().backward()
     assert cov.grad is not None and torch.all(cov.grad.abs() > 0)
+
+
+@pytest.mark.parametrize("stride", [1, 2, 4])
+def test_codec_owns_the_input_to_heatmap_mapping(stride):
+    """A point at input pixel (x, y) peaks at heatmap pixel ((x + 0.5) / stride - 0.5, ...) (pixel
+    centres at integers in both grids) and decodes back to (x, y) in input pixels."""
+    h, w = 96 // stride, 80 // stride
+    codec = GaussianHeatmapCodec((h, w), stride)
+    g = torch.Generator().manual_seed(stride)
+    margin = 10.0  # heatmap px, 5 sigma: the Gaussians are whole on the grid
+    pts = (torch.rand(4, 7, 2, generator=g) * torch.tensor([w - 2 * margin, h - 2 * margin]) + margin) * stride  # input px
+    hm = codec.encode(pts, 2.0)
+    assert hm.shape == (4, 7, h, w)
+    expected = (pts + 0.5) / stride - 0.5  # [B, L, 2] heatmap px
+    torch.testing.assert_close(codec.to_heatmap(pts), expected)
+    # the peak: the Gaussian's centre of mass on the heatmap grid
+    ys, xs = torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32)
+    mass = hm.sum((-2, -1))
+    centre = torch.stack([(hm.sum(-2) * xs).sum(-1) / mass, (hm.sum(-1) * ys).sum(-1) / mass], -1)
+    assert (centre - expected).abs().max().item() < 1e-3
+    dec, maxval = codec.decode(hm)
+    assert dec.dtype == torch.float64 and maxval.min().item() > 0.9
+    assert (dec - pts.double()).abs().max().item() < 1e-3
+    torch.testing.assert_close(codec.to_input(codec.to_heatmap(pts.double())), pts.double())
+    # an exact pixel centre: input (x, y) = heatmap centre j -> (j + 0.5) * stride - 0.5
+    on_grid = torch.tensor([[[(5 + 0.5) * stride - 0.5, (7 + 0.5) * stride - 0.5]]])
+    peak = codec.encode(on_grid, 1.5)[0, 0]
+    assert peak[7, 5].item() == pytest.approx(1.0) and peak.argmax().item() == 7 * w + 5
+
+
+def test_stride_must_be_positive():
+    with pytest.raises(ValueError, match="stride"):
+        GaussianHeatmapCodec((8, 8), 0)

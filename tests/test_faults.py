@@ -96,9 +96,9 @@ def test_nan_in_an_rl_trial_fails_it_with_reason_and_exit_code(ray_session, tmp_
 
 def test_every_trainer_satisfies_the_protocol_and_honours_the_nan_fault(tiny_experiment):
     from distlmk.config import ExperimentConfig
+    from distlmk.sim.trainer import PackedSimulatedTrainer, SimulatedTrainer
     from distlmk.train.base import EpochTrainer
     from distlmk.train.errors import NonFiniteLossError
-    from distlmk.train.simulated import PackedSimulatedTrainer, SimulatedTrainer
     from distlmk.train.trainer import Trainer
 
     exp = from_dict(ExperimentConfig, {"data": {"num_landmarks": 3}, "train": {"epochs": 3}})

@@ -68,7 +68,7 @@ class SigmaController:
         return s2.mean() / s2
 
     def targets(self, codec, points: torch.Tensor) -> torch.Tensor:
-        """Training targets [B, L, H, W] for `points` [B, L, 2] in heatmap pixels."""
+        """Training targets [B, L, H, W] for `points` [B, L, 2] in input pixels (the codec maps them)."""
         sigma = self.sigma(points.device)
         return codec.encode(points, sigma) * self.target_gain(sigma)
 

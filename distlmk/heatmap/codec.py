@@ -1,17 +1,25 @@
 """Gaussian heatmap codec: landmarks + per-landmark sigma <-> heatmaps (mmpose-codec style).
 
+The codec owns the mapping between the network's input and its heatmaps: points are in input
+pixels on both sides, heatmaps are at input/stride. Pixel centres are at integer coordinates in
+both grids, and heatmap pixel j covers input pixels [j*stride, (j+1)*stride), so
+heatmap = (input + 0.5) / stride - 0.5 and input = (heatmap + 0.5) * stride - 0.5 (`to_heatmap`,
+`to_input`; at stride 1 the identity up to float rounding, as training has always computed it).
+Sigmas (and covariances) are in heatmap pixels.
+
 Contract:
-- `encode(points [B,L,2], sigma [L] or [B,L], ...) -> [B,L,H,W]`, points in heatmap pixels
-  (x, y), pixel centres at integer coordinates. Vectorised and separable on the points'
-  device; differentiable in sigma (the `learned` controller trains sigma through it).
+- `encode(points [B,L,2], sigma [L] or [B,L], ...) -> [B,L,H,W]`, points in input pixels
+  (x, y). Vectorised and separable on the points' device; differentiable in sigma (the
+  `learned` controller trains sigma through it).
 - `encode_anisotropic(points [B,L,2], cov [L,3] or [B,L,3])`: one rotated Gaussian per
   landmark, cov = (sigma_x, sigma_y, angle): sigma_x along the axis at `angle` radians from
   the image x axis (towards +y, i.e. clockwise on screen since y points down), sigma_y
   across it. Not separable, still one vectorised expression; differentiable in all three
   (the `learned_anisotropic` controller trains them). sigma_x == sigma_y gives `encode`.
-- `decode(heatmaps [B,L,H,W]) -> (points [B,L,2], maxvals [B,L])`: argmax plus the DARK
-  Taylor refinement on the log heatmap (Zhang et al. 2020). On an exact Gaussian, whose
-  log is quadratic, the refinement is exact up to float precision.
+- `decode(heatmaps [B,L,H,W]) -> (points [B,L,2] float64 input pixels, maxvals [B,L])`: argmax
+  plus the DARK Taylor refinement on the log heatmap (Zhang et al. 2020), then `to_input` in
+  float64 (exact for power-of-two strides). On an exact Gaussian, whose log is quadratic, the
+  refinement is exact up to float precision.
 """
 
 from __future__ import annotations
@@ -21,12 +29,24 @@ import torch.nn.functional as F
 
 
 class GaussianHeatmapCodec:
-    def __init__(self, size: tuple[int, int]):
-        """size (H, W) of the heatmaps."""
+    def __init__(self, size: tuple[int, int], stride: int = 1):
+        """size (H, W) of the heatmaps; stride: input pixels per heatmap pixel (the model's out_stride)."""
+        if stride < 1:
+            raise ValueError(f"stride must be >= 1, got {stride}")
         self.size = tuple(size)
+        self.stride = int(stride)
+
+    def to_heatmap(self, points: torch.Tensor) -> torch.Tensor:
+        """Input pixels -> heatmap pixels, [..., 2] (the points' dtype)."""
+        return (points + 0.5) / self.stride - 0.5
+
+    def to_input(self, points: torch.Tensor) -> torch.Tensor:
+        """Heatmap pixels -> input pixels, [..., 2] in float64."""
+        return (points.double() + 0.5) * self.stride - 0.5
 
     def encode(self, points: torch.Tensor, sigma: torch.Tensor | float) -> torch.Tensor:
         h, w = self.size
+        points = self.to_heatmap(points)
         dev, dt = points.device, points.dtype if points.is_floating_point() else torch.float32
         b, n, _ = points.shape
         sigma = torch.as_tensor(sigma, device=dev, dtype=dt)
@@ -41,6 +61,7 @@ class GaussianHeatmapCodec:
     def encode_anisotropic(self, points: torch.Tensor, cov: torch.Tensor) -> torch.Tensor:
         """Peak-1 rotated Gaussians: exp(-d^T S^-1 d / 2), S = R(angle) diag(sx^2, sy^2) R^T."""
         h, w = self.size
+        points = self.to_heatmap(points)
         dev, dt = points.device, points.dtype if points.is_floating_point() else torch.float32
         b, n, _ = points.shape
         cov = torch.as_tensor(cov, device=dev, dtype=dt)
@@ -84,4 +105,4 @@ class GaussianHeatmapCodec:
         ox = torch.where(ok, ox.clamp(-1, 1), torch.zeros_like(ox))
         oy = torch.where(ok, oy.clamp(-1, 1), torch.zeros_like(oy))
         pts = torch.stack([ix.to(hm.dtype) + ox, iy.to(hm.dtype) + oy], dim=-1)
-        return pts.reshape(b, n, 2), maxval.reshape(b, n)
+        return self.to_input(pts.reshape(b, n, 2)), maxval.reshape(b, n)

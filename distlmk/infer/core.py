@@ -20,13 +20,13 @@ def predict_points(
     codec: GaussianHeatmapCodec,
     images: np.ndarray,
     scale: np.ndarray,
-    stride: int,
     device: torch.device,
     amp: bool = False,
     batch_size: int = 16,
 ) -> tuple[np.ndarray, np.ndarray]:
     """images uint8 [N, h, w] at the input size, scale [N, 2] original/input (sx, sy)
-    -> (points [N, L, 2] in original pixels, heatmap peak values [N, L])."""
+    -> (points [N, L, 2] in original pixels, heatmap peak values [N, L]). The codec decodes to
+    input pixels (it owns the heatmap stride); `to_original` maps them to the original image."""
     model.eval()
     n = len(images)
     pts_out, conf_out = None, None
@@ -38,9 +38,7 @@ def predict_points(
         if pts_out is None:
             pts_out = np.empty((n, pts.shape[1], 2))
             conf_out = np.empty((n, pts.shape[1]))
-        pts_out[s : s + batch_size] = to_original(
-            pts.cpu().numpy().astype(np.float64), scale[s : s + batch_size] * stride
-        )
+        pts_out[s : s + batch_size] = to_original(pts.cpu().numpy(), scale[s : s + batch_size])
         conf_out[s : s + batch_size] = maxval.cpu().numpy()
     if pts_out is None:
         return np.empty((0, 0, 2)), np.empty((0, 0))

@@ -169,7 +169,7 @@ class LandmarkModel:
         resized, scale = resize_to_input(images, tuple(self.meta["input_size"]))
         amp = bool(self.meta.get("amp", True) and self.device.type == "cuda")
         return predict_points(
-            self.model, self.codec, resized, scale, int(self.meta["out_stride"]), self.device, amp, batch_size
+            self.model, self.codec, resized, scale, self.device, amp, batch_size
         )
 
 
@@ -188,7 +188,7 @@ def load_model(path: str | Path, device: str = "auto") -> LandmarkModel:
     except RuntimeError as e:
         raise ModelLoadError(f"{file}: weights do not match the model described by its metadata: {e}") from None
     net.to(dev).eval()
-    codec = GaussianHeatmapCodec(tuple(meta["heatmap_size"]))
+    codec = GaussianHeatmapCodec(tuple(meta["heatmap_size"]), int(m["out_stride"]))
     return LandmarkModel(meta, net, codec, dev, file)
 
 

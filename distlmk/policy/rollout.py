@@ -1,7 +1,7 @@
 """Populations of simulated trials driven through the real `RLSigma` client, in one process.
 
 Used for the policy's warm start and to show that it learns: each member is the simulated
-trainer (`train.simulated`, the cost model in place of a network) with an `RLSigma`
+trainer (`sim.trainer`, the cost model in place of a network) with an `RLSigma`
 controller whose transport reaches a `PolicyCore` in process (or a fixed baseline), so the
 protocol is exactly the one live trials speak, board included. A rollout is one population
 on one task: every member shares the cost model's landmarks (their ambiguity, best sigma and
@@ -26,7 +26,7 @@ from distlmk.control.rl import RLSigma
 from distlmk.policy.core import PolicyCore
 from distlmk.policy.local import CoreTransport, FixedActionTransport
 from distlmk.protocol import BoardPost
-from distlmk.train.simulated import SimulatedTrainer
+from distlmk.sim.trainer import SimulatedTrainer
 
 log = logging.getLogger("distlmk.policy")
 
@@ -63,11 +63,11 @@ def rollout(policy: PolicyCore | str, sigma_cfg: SigmaConfig, num_trials: int, n
     trials = [make_trial(sigma_cfg, num_landmarks, epochs, task, i, starts[i], f"{tag}{i}", tag, transport)
               for i in range(num_trials)]
     while live := [t for t in trials if not t.done]:
-        stepped = [(t, t.simulate_epoch()) for t in live]
-        for t, (_, sigma, err, _) in stepped:  # the whole population's epoch on the board first
-            transport.boards.post(BoardPost(tag, t.controller.trial_id, t.epoch, sigma, err))
-        for t, s in stepped:
-            t.finish_epoch(s)
+        measured = [(t, t.measure_epoch()) for t in live]
+        for t, m in measured:  # the whole population's epoch on the board first
+            transport.boards.post(BoardPost(tag, t.controller.trial_id, t.epoch, m.sigma_used, m.val_error_mm))
+        for t, m in measured:
+            t.finish_epoch(m)
     return RolloutResult(
         trial_returns=np.array([t.controller.total_reward for t in trials]),
         final_err=np.array([t.model.err.mean() for t in trials]),

@@ -30,11 +30,11 @@ from distlmk.train.checkpoint import load_checkpoint, save_checkpoint
 def make_trainer(exp: ExperimentConfig, run: RunSpec, trial_id: str) -> EpochTrainer:
     sim = run.simulation
     if sim.enabled and sim.pack > 1:
-        from distlmk.train.simulated import PackedSimulatedTrainer
+        from distlmk.sim.trainer import PackedSimulatedTrainer
 
         return PackedSimulatedTrainer(exp, trial_id, sim.pack, sim.epoch_seconds)
     if sim.enabled:
-        from distlmk.train.simulated import SimulatedTrainer
+        from distlmk.sim.trainer import SimulatedTrainer
 
         return SimulatedTrainer(exp, trial_id=trial_id, epoch_seconds=sim.epoch_seconds)
     from distlmk.train.trainer import Trainer

@@ -5,7 +5,7 @@ one machine; a real network per trial would make both impossible. Each simulated
 has a hidden ambiguity a_l. Its best sigma grows with a_l, and so does its error floor.
 Per epoch the validation error moves toward a floor that rises as sigma leaves that
 landmark's best value, and falls fastest when sigma is near it. The trainer around it
-(same controllers, records and RL client as the network) is `distlmk.train.simulated`.
+(same controllers, records and RL client as the network) is `distlmk.sim.trainer`.
 """
 
 from __future__ import annotations

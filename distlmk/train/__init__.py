@@ -1,1 +1,1 @@
-"""Training: the shared trainer, losses, metrics, checkpoints."""
+"""Training: the network trainer, the epoch loop every trainer shares (base.py), losses, metrics, checkpoints."""

@@ -1,8 +1,9 @@
 """The one trainer every method shares: methods differ only in their sigma controller.
 
-Used epoch by epoch (`run_epoch`) by Tune trials and by `distlmk train` (`fit.py`). Its
-full state (model, optimiser, scheduler, controller, history) round-trips through
-`state_dict`, so a trial resumes exactly where its checkpoint left it.
+Used epoch by epoch (`run_epoch`, the shared `EpochLoop` of `base.py`) by Tune trials and by
+`distlmk train` (`fit.py`); it supplies one epoch of the network and its validation. Its full
+state (model, optimiser, scheduler, controller, history) round-trips through `state_dict`, so a
+trial resumes exactly where its checkpoint left it.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import torch
 
 from distlmk import schema as S
 from distlmk.config import ExperimentConfig
-from distlmk.control import EpochFeedback, SigmaController, make_controller
+from distlmk.control import SigmaController, make_controller
 from distlmk.data import LandmarkDataset, load_dataset
 from distlmk.data.transforms import (
     Augmenter,
@@ -26,15 +27,17 @@ from distlmk.data.transforms import (
 from distlmk.heatmap import GaussianHeatmapCodec
 from distlmk.infer.core import predict_points
 from distlmk.model import build_model, heatmap_size, resolve_device
+from distlmk.train.base import EpochLoop, EpochMeasure
 from distlmk.train.errors import NonFiniteLossError
 from distlmk.train.losses import LOSSES
 from distlmk.train.metrics import mean_position_baseline, radial_errors_mm, summarize
-from distlmk.train.record import epoch_record
 
 __all__ = ["NonFiniteLossError", "Trainer"]
 
 
-class Trainer:
+class Trainer(EpochLoop):
+    """The network trainer: `EpochLoop` with one epoch of the U-Net and its validation."""
+
     def __init__(
         self,
         cfg: ExperimentConfig,
@@ -54,13 +57,13 @@ class Trainer:
             s: prepare_split(self.dataset, s, size) for s in self.dataset.splits
         }
         self.num_landmarks = self.dataset.num_landmarks
-        self.stride = cfg.model.out_stride
-        self.codec = GaussianHeatmapCodec(heatmap_size(size, self.stride))
+        stride = cfg.model.out_stride
+        self.codec = GaussianHeatmapCodec(heatmap_size(size, stride), stride)  # input pixels <-> heatmaps
         self.augmenter = Augmenter(cfg.data.augment, size)
         self.model = build_model(
-            self.num_landmarks, cfg.model.base_channels, cfg.model.depth, self.stride
+            self.num_landmarks, cfg.model.base_channels, cfg.model.depth, stride
         ).to(self.device)
-        self.controller = controller or make_controller(cfg.sigma, self.num_landmarks, trial_id)
+        super().__init__(cfg, controller or make_controller(cfg.sigma, self.num_landmarks, trial_id))
         groups = [{"params": self.model.parameters(), "lr": t.lr, "weight_decay": t.weight_decay}]
         if self.controller.parameters():
             groups.append(
@@ -78,14 +81,6 @@ class Trainer:
         self.amp = bool(t.amp and self.device.type == "cuda")
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
         self.loss_fn = LOSSES[t.loss]
-        self.epoch = 0  # epochs completed
-        self.stopped = False
-        self.poison_loss = False  # fault injection: the next epoch's loss turns NaN
-        self.history: list[dict] = []
-
-    @property
-    def done(self) -> bool:
-        return self.stopped or self.epoch >= self.cfg.train.epochs
 
     def set_lr(self, lr: float) -> None:
         """Change the base learning rate (PBT explore) keeping the cosine schedule's position."""
@@ -93,10 +88,6 @@ class Trainer:
         self.scheduler.base_lrs[0] = lr
         group["initial_lr"] = lr
         group["lr"] = lr * self.scheduler.lr_lambdas[0](self.scheduler.last_epoch)
-
-    def set_sigma(self, values: list[float]) -> None:
-        """Replace the controller's per-landmark sigmas (PBT explore on sigma)."""
-        self.controller.set_sigma(values)
 
     def _to_device(self, x: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(x).to(self.device, non_blocking=True)
@@ -114,9 +105,7 @@ class Trainer:
             self.splits["train"], self.cfg.train.batch_size, rng, self.augmenter
         ):
             x_t = self._to_device(x)[:, None]
-            p_t = self._to_device(
-                ((pts + 0.5) / self.stride - 0.5).astype(np.float32)
-            )  # heatmap pixels
+            p_t = self._to_device(pts.astype(np.float32))  # [B, L, 2] input pixels
             with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp):
                 pred = self.model(x_t)
             target = self.controller.targets(self.codec, p_t)
@@ -144,7 +133,7 @@ class Trainer:
         `distlmk predict` uses too: `distlmk.infer.core.predict_points`)."""
         data = self.splits[split]
         pts, _ = predict_points(
-            self.model, self.codec, data.images, data.scale, self.stride, self.device, self.amp,
+            self.model, self.codec, data.images, data.scale, self.device, self.amp,
             max(16, self.cfg.train.batch_size),
         )
         return pts
@@ -167,34 +156,13 @@ class Trainer:
             out["pred_px"] = np.round(pred, 3).tolist()
         return out
 
-    def run_epoch(self) -> dict:
-        """Train one epoch, validate, let the controller decide; returns the epoch's record."""
+    def train_and_measure(self) -> EpochMeasure:
+        """Train one epoch, then validate (the loop's controller decides on it)."""
         t0 = time.perf_counter()
         sigma_used = self.controller.sigma_values()
         train_loss, n_images = self.train_epoch()
         t_train = time.perf_counter() - t0
-        val = self.evaluate("val")
-        self.epoch += 1
-        decision = self.controller.observe(
-            EpochFeedback(
-                epoch=self.epoch,
-                epochs=self.cfg.train.epochs,
-                val_error_mm=np.asarray(val["per_landmark_mre_mm"]),
-                train_loss=train_loss,
-            )
-        )
-        self.stopped = self.stopped or decision.stop
-        record = epoch_record(
-            self.epoch, self.controller.name, train_loss, val, sigma_used, self.controller.sigma_values(),
-            decision, n_images / max(t_train, 1e-9), time.perf_counter() - t0,
-        )
-        cov = self.controller.cov_values()
-        if cov is not None:  # learned_anisotropic: (sigma_x, sigma_y, angle rad) after the epoch
-            record[S.SIGMA_COV] = cov.tolist()
-        self.history.append(record)
-        if self.done:
-            self.controller.close(truncated=not self.stopped)
-        return record
+        return EpochMeasure(t0, sigma_used, train_loss, self.evaluate("val"), n_images / max(t_train, 1e-9))
 
     def test_metrics(self) -> dict:
         """Every test split, read once at the end: {split: summarize dict + errors_mm + baseline}."""
@@ -223,23 +191,17 @@ class Trainer:
 
     def state_dict(self) -> dict:
         return {
-            "epoch": self.epoch,
-            "stopped": self.stopped,
+            **self.loop_state(),
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict(),
-            "controller": self.controller.state_dict(),
-            "history": self.history,
             "meta": self.model_meta(),  # read by distlmk predict/export; ignored on resume
         }
 
     def load_state_dict(self, state: dict) -> None:
         self.model.load_state_dict(state["model"])
-        self.controller.load_state_dict(state["controller"])
+        self.load_loop_state(state)
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
-        self.epoch = int(state["epoch"])
-        self.stopped = bool(state["stopped"])
-        self.history = list(state["history"])

@@ -1,8 +1,9 @@
-"""Trainer-compatible cost-model trials: the network replaced by `sim.LandmarkCostModel`.
+"""Trainer-compatible cost-model trials: the network replaced by `sim.cost_model.LandmarkCostModel`.
 
-Same controller, record and RL client path as the network trainer, so populations of
-hundreds of trials (scaling studies, the policy's warm start, learning tests) run on one
-machine. Optional `epoch_seconds` sleeps to stand in for compute.
+The same epoch loop (`distlmk.train.base.EpochLoop`: controller, record, RL client path) as the
+network trainer, so populations of hundreds of trials (scaling studies, the policy's warm start,
+learning tests) run on one machine. Optional `epoch_seconds` sleeps to stand in for compute.
+Unlike the cost model this module uses the controllers (torch); `import distlmk.sim` does not load it.
 """
 
 from __future__ import annotations
@@ -13,18 +14,18 @@ import numpy as np
 
 from distlmk import schema as S
 from distlmk.config import ExperimentConfig
-from distlmk.control import EpochFeedback, SigmaController, make_controller
-from distlmk.sim import LandmarkCostModel, rayleigh_sdr
+from distlmk.control import SigmaController, make_controller
+from distlmk.sim.cost_model import LandmarkCostModel, rayleigh_sdr
+from distlmk.train.base import EpochLoop, EpochMeasure
 from distlmk.train.errors import NonFiniteLossError
-from distlmk.train.record import epoch_record
 
 
 def _summary(err: np.ndarray) -> dict:
     return {"mre_mm": float(err.mean()), "sdr": rayleigh_sdr(err), "per_landmark_mre_mm": err.tolist()}
 
 
-class SimulatedTrainer:
-    """Trainer-compatible (run_epoch/done/state_dict/test_metrics) cost-model trial."""
+class SimulatedTrainer(EpochLoop):
+    """`EpochLoop` with the cost model's step as its epoch (an `EpochTrainer`)."""
 
     def __init__(
         self,
@@ -34,35 +35,15 @@ class SimulatedTrainer:
         epoch_seconds: float = 0.0,
         seed: int | None = None,
     ):
-        self.cfg = cfg
         self.num_landmarks = cfg.data.num_landmarks
         seed = cfg.train.seed if seed is None else seed
         self.model = LandmarkCostModel(self.num_landmarks, seed, cfg.sigma.min, cfg.sigma.max)
-        self.controller = controller or make_controller(cfg.sigma, self.num_landmarks, trial_id)
+        super().__init__(cfg, controller or make_controller(cfg.sigma, self.num_landmarks, trial_id))
         self.epoch_seconds = epoch_seconds
         self.device = "sim"
-        self.epoch = 0
-        self.stopped = False
-        self.poison_loss = False  # fault injection: the next epoch's error turns NaN
-        self.history: list[dict] = []
 
-    @property
-    def done(self) -> bool:
-        return self.stopped or self.epoch >= self.cfg.train.epochs
-
-    def set_lr(self, lr: float) -> None:
-        """PBT mutates lr; the cost model has none (kept for interface parity)."""
-
-    def set_sigma(self, values: list[float]) -> None:
-        """Replace the controller's per-landmark sigmas (PBT explore on sigma)."""
-        self.controller.set_sigma(values)
-
-    def run_epoch(self) -> dict:
-        return self.finish_epoch(self.simulate_epoch())
-
-    def simulate_epoch(self) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
-        """First half of an epoch: the cost model's step. (start time, sigma used, val error, loss);
-        an in-process population posts every member's epoch to its board between the halves."""
+    def train_and_measure(self) -> EpochMeasure:
+        """The cost model's step under the controller's sigmas [L]: its error stands in for validation."""
         t0 = time.perf_counter()
         if self.epoch_seconds > 0:
             time.sleep(self.epoch_seconds)
@@ -72,44 +53,18 @@ class SimulatedTrainer:
             err = err * np.nan
         if not np.all(np.isfinite(err)):
             raise NonFiniteLossError(f"non-finite validation error at epoch {self.epoch + 1} (simulated trial)")
-        self.epoch += 1
-        return t0, sigma, err, loss
-
-    def finish_epoch(self, stepped: tuple[float, np.ndarray, np.ndarray, np.ndarray]) -> dict:
-        """Second half: the controller decides on the epoch's feedback; the epoch's record."""
-        t0, sigma, err, loss = stepped
-        decision = self.controller.observe(EpochFeedback(self.epoch, self.cfg.train.epochs, err, loss))
-        self.stopped = self.stopped or decision.stop
-        record = epoch_record(
-            self.epoch, self.controller.name, loss, _summary(err), sigma, self.controller.sigma_values(),
-            decision, 0.0, time.perf_counter() - t0,
-        )
-        self.history.append(record)
-        if self.done:
-            self.controller.close(truncated=not self.stopped)
-        return record
+        return EpochMeasure(t0, sigma, loss, _summary(err))
 
     def test_record(self) -> dict:
         """The cost model has no test images: its final error stands in for split "test"."""
         return S.metric_block("test/test", _summary(self.model.err))
 
     def state_dict(self) -> dict:
-        return {
-            "epoch": self.epoch,
-            "stopped": self.stopped,
-            "model": self.model.state_dict(),
-            "controller": self.controller.state_dict(),
-            "history": self.history,
-        }
+        return {**self.loop_state(), "model": self.model.state_dict()}
 
     def load_state_dict(self, s: dict) -> None:
-        self.epoch, self.stopped, self.history = (
-            int(s["epoch"]),
-            bool(s["stopped"]),
-            list(s["history"]),
-        )
+        self.load_loop_state(s)
         self.model.load_state_dict(s["model"])
-        self.controller.load_state_dict(s["controller"])
 
 
 class PackedSimulatedTrainer:
