@@ -70,6 +70,19 @@ def _rows() -> list[str]:
                         f"{r['decisions_per_trial']} decisions each, {label}, {r['updates_during_measurement']} updates "
                         f"while measured) vs a no-op async actor, same payload and concurrency | {'; '.join(parts)} | "
                         f"≥ 2,000/s at 256, p99 ≤ 20 ms | {_met(judged[0] if judged else None)} | {_when(r)} |")
+    if (r := _load("policy_server")) and (sc := r.get("scale")):
+        def mode(x: dict) -> str:
+            return f"{x['decisions_per_s']:,.0f}/s (p99 {x['p99_ms']:,.0f} ms)"
+
+        parts = [f"{x['trials']:,}: context **{x['context']['decisions_per_s']:,.0f}/s** (p99 {x['context']['p99_ms']:,.0f} ms), "
+                 f"step only {mode(x['step'])}, no-op {mode(x['noop'])}, no-op step only {mode(x['noop_step'])} → "
+                 f"context/step **{x['context_throughput_ratio']:.2f}** (no-op two calls/one {x['noop_two_call_ratio']:.2f}; "
+                 f"board alone {x['board_in_process']['us_per_context']:,.0f} µs/context)" for x in sc["sizes"]]
+        rows.append(f"| `policy_server` (scale) | decisions/s of one population of simulated trials ({sc['landmarks']} landmarks, "
+                    f"{sc['decisions_per_trial']} decisions each, updates frozen): board `context` (peer wait 0) + `step` vs "
+                    f"`step` only on the same server vs a no-op actor answering the same calls, {sc['repeats']} alternating "
+                    f"repeats | {'; '.join(parts)} | context ≥ {100 * sc['goal_context_ratio']:.0f} % of step-only decisions/s "
+                    f"| {_met(sc['goal_met'])} | {_when(r)} |")
     return rows
 
 

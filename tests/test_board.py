@@ -200,3 +200,36 @@ def test_a_landmark_pbt_population_runs_in_a_search_on_the_policy_servers_board(
     stats = json.loads((out.exp_dir / "policy_stats.json").read_text())
     assert stats["board"]["populations"] == 1 and stats["updates"] == 0 and "warm start" not in str(
         stats["restored_from"])
+
+
+def _features_by_sorting(sigma, err, peer_sigma, peer_err, quantile):
+    """The board features' definition, written with a stable sort (what the partitions must equal)."""
+    n = len(peer_err)
+    pe, log_ps = np.maximum(peer_err, 1e-6), np.log(peer_sigma)
+    top = np.argsort(pe, axis=0, kind="stable")[:max(1, min(round(quantile * n), n))]
+    e = np.maximum(err, 1e-6)
+    return np.stack([np.log(e / np.median(pe, axis=0)), np.log(e / pe.min(axis=0)),
+                     np.log(sigma) - np.take_along_axis(log_ps, top, axis=0).mean(axis=0),
+                     log_ps.std(axis=0), np.full(len(err), math.log1p(n) / math.log1p(PEER_COUNT_SCALE))], axis=1)
+
+
+def test_the_incremental_board_equals_its_definition_with_ties_restarts_and_mixed_landmark_counts():
+    """Each epoch's matrices are updated in place by every post (no restacking) and the features use
+    partitions, not sorts: the answers equal a stable sort over a rebuild of the peers, ties included."""
+    rng = np.random.default_rng(0)
+    b = Board()
+    for _ in range(400):
+        tid, epoch = f"t{rng.integers(0, 12)}", int(rng.integers(1, 4))
+        lm = 3 if rng.random() > 0.03 else 4  # now and then a member with another landmark count
+        err = rng.integers(1, 4, lm).astype(float)  # few distinct values: ties at the median and the k-th
+        sigma = rng.choice([1.0, 2.0, 4.0, 8.0], lm)
+        quantile = float(rng.choice([0.1, 0.25, 0.5, 1.0]))
+        c = ctx(b, tid, epoch, sigma, err, quantile)
+        rows = b.by_epoch[epoch]
+        keep = [t for t in sorted(rows) if t != tid and len(rows[t][1]) == lm]
+        assert c.num_peers == len(keep)
+        if keep:
+            ps, pe = np.array([rows[t][0] for t in keep]), np.array([rows[t][1] for t in keep])
+            np.testing.assert_allclose(c.features, _features_by_sorting(sigma, err, ps, pe, quantile), atol=1e-6)
+            np.testing.assert_allclose(c.peer_median_err, np.median(np.maximum(pe, 1e-6), axis=0))
+            np.testing.assert_array_equal(np.column_stack(b.peers(tid, epoch, lm)), np.column_stack([ps, pe]))
