@@ -23,6 +23,7 @@ from distlmk.atomic import atomic_write_json
 from distlmk.config import ConfigError, SearchConfig, to_dict
 from distlmk.population.localray import init_ray
 from distlmk.population.records import RecordsCallback
+from distlmk.population.resume import AdoptTrialCheckpoints
 from distlmk.population.spec import RunSpec, TrialSpec
 from distlmk.population.trainable import train_trial
 
@@ -253,6 +254,7 @@ def build_tuner(cfg: SearchConfig, trainable, storage: str, exp_dir: Path, resum
     # Tune deletes checkpoints beyond num_to_keep at once but snapshots its experiment state only
     # every experiment_snapshot_s: keep a few and snapshot often; PBT keeps all (it needs them).
     keep = None if cfg.scheduler.name == "pbt" or cfg.keep_checkpoints == 0 else cfg.keep_checkpoints
+    records = RecordsCallback(str(exp_dir))  # kept in the Tuner's state: --resume finds both again
     return tune.Tuner(
         trainable,
         param_space=param_space,
@@ -267,7 +269,7 @@ def build_tuner(cfg: SearchConfig, trainable, storage: str, exp_dir: Path, resum
             storage_path=storage,
             verbose=0 if quiet else 1,
             progress_reporter=None if quiet else progress_reporter(cfg),
-            callbacks=[RecordsCallback(str(exp_dir)), *(extra_callbacks or [])],
+            callbacks=[records, AdoptTrialCheckpoints(records), *(extra_callbacks or [])],
             failure_config=tune.FailureConfig(max_failures=cfg.max_failures),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=keep),
         ),

@@ -27,6 +27,7 @@ from distlmk.train.checkpoint import load_checkpoint, save_checkpoint
 CHECKPOINT_FILE = "trainer.pt"
 ATTEMPT_FILE = "attempt.json"  # beside trainer.pt: which start of the trial wrote the checkpoint (0 = first)
 RESTORES_FILE = "distlmk_restores.jsonl"  # in the trial's folder: one line per start from a checkpoint
+METRICS_FILE = "metrics.json"  # beside trainer.pt: the result reported with it (population.resume reads it)
 
 
 def trial_experiment(spec: TrialSpec, config: dict, run: RunSpec) -> ExperimentConfig:
@@ -97,8 +98,13 @@ def train_trial(config: dict, run: RunSpec) -> None:
         with tempfile.TemporaryDirectory() as d:
             save_checkpoint(trainer.state_dict(), Path(d) / CHECKPOINT_FILE)
             (Path(d) / ATTEMPT_FILE).write_text(json.dumps({"attempt": attempt}))
+            (Path(d) / METRICS_FILE).write_text(json.dumps(metrics, default=_plain))
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(d))
         _crash_if_asked(faults, rec[S.EPOCH])
+
+
+def _plain(v):
+    return v.tolist() if hasattr(v, "tolist") else str(v)  # numpy arrays and scalars
 
 
 def _read_attempt(ckpt_dir: Path) -> int:
