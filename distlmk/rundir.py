@@ -52,6 +52,7 @@ POLICY_UPDATES = "history.jsonl"  # one line per policy update, appended
 
 CHECKPOINT_FILE = "trainer.pt"
 ATTEMPT_FILE = "attempt.json"  # beside trainer.pt: which start of the trial wrote the checkpoint (0 = first)
+METRICS_FILE = "reported.json"  # beside trainer.pt: the result reported with it (population.resume reads it)
 RESTORES_FILE = "distlmk_restores.jsonl"  # in the trial's folder: one line per start from a checkpoint
 CHECKPOINT_GLOB = "checkpoint_*"  # Tune's checkpoint folders in a trial folder
 

@@ -5,6 +5,7 @@ error.txt, the trials' restore markers (`distlmk_restores.jsonl`), the policy ac
 the trainers' own histories in their last checkpoints, which must equal records.parquet row by
 row. Making any fault a no-op makes one of these tests fail."""
 
+import contextlib
 import json
 import os
 import signal
@@ -19,13 +20,15 @@ import pandas as pd
 import pytest
 import ray
 import yaml
-from fault_checks import assert_records_match_checkpoints, error_texts, restores, trial_index
+from fault_checks import assert_records_match_checkpoints, error_texts, restores, trial_dirs, trial_index
 
 from distlmk import schema as S
 from distlmk.cli import EXIT_TRIALS_FAILED, main
 from distlmk.config import SearchConfig, from_dict, to_dict
 from distlmk.population.plan import policy_server_name
+from distlmk.rundir import CHECKPOINT_FILE
 from distlmk.runner import search
+from distlmk.train.checkpoint import load_checkpoint
 
 
 def sim_cfg(name, faults=(), **over):
@@ -153,9 +156,50 @@ def test_killed_policy_actor_restarts_and_trials_go_on(ray_session, tmp_path):
     assert history and stats["updates"] > before["updates"]
 
 
-def test_killed_driver_then_resume_finishes(ray_session, tmp_path):
-    cfg = sim_cfg("driver", simulation={"enabled": True, "epoch_seconds": 0.5})
-    cfg.experiment.train.epochs = 16
+def _checkpoint_epochs(exp: Path) -> dict[str, dict[str, int]]:
+    """trial folder name -> {checkpoint folder name: the epoch inside its trainer.pt} (complete ones only)."""
+    out: dict[str, dict[str, int]] = {}
+    for ckpt in exp.glob("*/checkpoint_*"):
+        try:
+            hist = load_checkpoint(ckpt / CHECKPOINT_FILE)["history"]
+        except Exception:  # torn by the kill: not a checkpoint
+            continue
+        out.setdefault(ckpt.parent.name, {})[ckpt.name] = int(hist[-1][S.EPOCH]) if hist else 0
+    return out
+
+
+def _newest_epoch_on_disk(exp: Path) -> int:
+    epochs = []
+    for f in exp.glob("*/checkpoint_*/metrics.json"):
+        with contextlib.suppress(OSError, ValueError):
+            epochs.append(int(json.loads(f.read_text())[S.EPOCH]))
+    return max(epochs, default=0)
+
+
+# (experiment_snapshot_s, keep_checkpoints, when to SIGKILL the driver, rl trials (with the policy actor))
+KILL_POINTS = {
+    # Tune snapshots every second; kill once the journal holds 6 results
+    "journalled": (1.0, 4, ("journal", 6), True),
+    # Tune's only snapshot is from the start (no checkpoint in it); kill the moment a trial has
+    # persisted its epoch-5 checkpoint, often before the driver has even journalled that result
+    "after_checkpoint_old_snapshot": (600.0, 4, ("checkpoint", 5), False),
+    # a snapshot a few seconds old whose checkpoints num_to_keep=2 has deleted since
+    "stale_snapshot_pruned": (3.0, 2, ("checkpoint", 11), False),
+}
+
+
+@pytest.mark.parametrize("point", list(KILL_POINTS))
+def test_killed_driver_then_resume_finishes(ray_session, tmp_path, point):
+    """SIGKILL the driver mid-run, then `--resume`: every unfinished trial continues from its own newest
+    checkpoint (restore marker epoch == its last checkpoint's epoch before the kill), even when Tune's
+    experiment snapshot is older than the kill; no checkpoint folder written before the kill is
+    overwritten; records equal the trainers' histories row by row."""
+    snapshot_s, keep, (watch, at), rl = KILL_POINTS[point]
+    trials = {} if rl else {"methods": ["fixed"], "fixed_sigmas": [1.5, 2.0, 3.0]}  # no policy: faster
+    cfg = sim_cfg("driver", simulation={"enabled": True, "epoch_seconds": 0.5},
+                  experiment_snapshot_s=snapshot_s, keep_checkpoints=keep, **trials)
+    cfg.experiment.train.epochs = epochs = 16
+    cfg.experiment.sigma.rl.min_progress_to_stop = 1.1  # rl trials run every epoch: none finishes early
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump(to_dict(cfg)))
     address = ray.get_runtime_context().gcs_address
@@ -163,18 +207,49 @@ def test_killed_driver_then_resume_finishes(ray_session, tmp_path):
            "--address", address, "--quiet"]
     log = (tmp_path / "driver.log").open("wb")
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
-    journal = tmp_path / "driver" / "records.jsonl"
-    deadline = time.time() + 120
-    while not (journal.is_file() and len(journal.read_text().splitlines()) >= 6):
+    exp = tmp_path / "driver"
+    journal = exp / "records.jsonl"
+
+    def reached() -> bool:
+        if watch == "journal":
+            return journal.is_file() and len(journal.read_text().splitlines()) >= at
+        return _newest_epoch_on_disk(exp) >= at
+
+    deadline = time.time() + 180
+    while not reached():
         assert time.time() < deadline and proc.poll() is None, (tmp_path / "driver.log").read_text()[-3000:]
-        time.sleep(0.2)
+        time.sleep(0.01)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    assert not (tmp_path / "driver" / "run_info.json").exists()  # it really died mid-run
+    assert not (exp / "run_info.json").exists()  # it really died mid-run
+    before: dict = {"": {}}
+    while before != (before := _checkpoint_epochs(exp)):  # the trials' workers die with their driver
+        time.sleep(1.5)
+    last = {trial: max(ckpts.values()) for trial, ckpts in before.items()}
+    unfinished = {trial for trial, epoch in last.items() if epoch < epochs}
+    assert unfinished, f"every trial had finished before the kill: {last}"
+    if watch == "checkpoint":  # Tune's snapshot is older than the newest checkpoint
+        snapshot = max(f.stat().st_mtime for f in exp.glob("experiment_state-*.json"))
+        newest = max(f.stat().st_mtime for f in exp.glob("*/checkpoint_*/trainer.pt"))
+        assert snapshot < newest, "the experiment snapshot is not older than the kill"
+
     assert main(["search", "--config", str(path), "--out", str(tmp_path), "--resume", "--quiet"]) == 0
-    rec = assert_records_match_checkpoints(tmp_path / "driver", expect_epochs=16)
+    rec = assert_records_match_checkpoints(exp, expect_epochs=epochs)
     assert rec["trial_id"].nunique() == 3
-    assert restores(tmp_path / "driver"), "no trial was restored from a checkpoint on --resume"
+    dirs = {d.name: tid for tid, d in trial_dirs(exp).items()}
+    restored = restores(exp)
+    for trial, epoch in last.items():
+        markers = restored.get(dirs[trial], [])
+        if trial in unfinished:
+            assert markers, f"{trial}: not restored from a checkpoint on --resume (its last epoch was {epoch})"
+        if markers:
+            assert markers[0]["epoch"] == epoch, (trial, markers, before[trial])
+            assert len(markers) == 1, markers  # no fault after the resume: one restore
+    after = _checkpoint_epochs(exp)
+    for trial, ckpts in before.items():  # Tune's later checkpoints went to new folders
+        for name, epoch in ckpts.items():
+            assert after.get(trial, {}).get(name, epoch) == epoch, (trial, name, epoch, after.get(trial))
+    assert set(rec[S.EPOCH]) == set(range(1, epochs + 1))
 
 
 def test_real_network_population_with_a_killed_trial(ray_session, tmp_path, tiny_experiment):

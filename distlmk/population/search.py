@@ -33,6 +33,7 @@ from distlmk.population.plan import (
     uses_policy,
 )
 from distlmk.population.records import RecordsCallback
+from distlmk.population.resume import AdoptTrialCheckpoints
 from distlmk.population.spec import RunSpec
 from distlmk.population.trainable import train_trial
 
@@ -270,6 +271,7 @@ def build_tuner(cfg: SearchConfig, plans: list[TrialPlan], trainable, storage: s
     # Tune deletes checkpoints beyond num_to_keep at once but snapshots its experiment state only
     # every experiment_snapshot_s: keep a few and snapshot often; PBT/PB2 keep all (they need them).
     keep = None if cfg.scheduler.name in PBT_SCHEDULERS or cfg.keep_checkpoints == 0 else cfg.keep_checkpoints
+    records = RecordsCallback(str(exp_dir))  # kept in the Tuner's state: --resume finds both again
     return tune.Tuner(
         trainable,
         param_space=param_space,
@@ -284,7 +286,7 @@ def build_tuner(cfg: SearchConfig, plans: list[TrialPlan], trainable, storage: s
             storage_path=storage,
             verbose=0 if quiet else 1,
             progress_reporter=None if quiet else progress_reporter(cfg),
-            callbacks=[RecordsCallback(str(exp_dir)), *(extra_callbacks or [])],
+            callbacks=[records, AdoptTrialCheckpoints(records), *(extra_callbacks or [])],
             failure_config=tune.FailureConfig(max_failures=cfg.max_failures),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=keep),
         ),

@@ -22,7 +22,7 @@ from distlmk import schema as S
 from distlmk.config import ExperimentConfig, FaultConfig
 from distlmk.population.plan import TrialPlan, apply_mutations
 from distlmk.population.spec import RunSpec
-from distlmk.rundir import ATTEMPT_FILE, CHECKPOINT_FILE, RESTORES_FILE
+from distlmk.rundir import ATTEMPT_FILE, CHECKPOINT_FILE, METRICS_FILE, RESTORES_FILE
 from distlmk.train.base import EpochTrainer
 from distlmk.train.checkpoint import load_checkpoint, save_checkpoint
 
@@ -76,6 +76,7 @@ def train_trial(config: dict, run: RunSpec) -> None:
         with tempfile.TemporaryDirectory() as d:
             save_checkpoint(trainer.state_dict(), Path(d) / CHECKPOINT_FILE)
             (Path(d) / ATTEMPT_FILE).write_text(json.dumps({"attempt": attempt}))
+            (Path(d) / METRICS_FILE).write_text(json.dumps(metrics, default=_plain))
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(d))
         _crash_if_asked(faults, rec[S.EPOCH])
 
@@ -87,6 +88,10 @@ def restore_mutations(trainer: EpochTrainer, exp: ExperimentConfig, config: dict
         trainer.set_lr(exp.train.lr)
     if "sigma_scale" in config:
         trainer.set_sigma(list(exp.sigma.per_landmark))
+
+
+def _plain(v):
+    return v.tolist() if hasattr(v, "tolist") else str(v)  # numpy arrays and scalars
 
 
 def _read_attempt(ckpt_dir: Path) -> int:
