@@ -22,6 +22,7 @@ import ray
 import yaml
 from fault_checks import assert_records_match_checkpoints, error_texts, restores, trial_dirs, trial_index
 
+from distlmk import rundir
 from distlmk import schema as S
 from distlmk.cli import EXIT_TRIALS_FAILED, main
 from distlmk.config import SearchConfig, from_dict, to_dict
@@ -170,7 +171,7 @@ def _checkpoint_epochs(exp: Path) -> dict[str, dict[str, int]]:
 
 def _newest_epoch_on_disk(exp: Path) -> int:
     epochs = []
-    for f in exp.glob("*/checkpoint_*/metrics.json"):
+    for f in exp.glob(f"*/checkpoint_*/{rundir.METRICS_FILE}"):
         with contextlib.suppress(OSError, ValueError):
             epochs.append(int(json.loads(f.read_text())[S.EPOCH]))
     return max(epochs, default=0)
