@@ -129,8 +129,6 @@ def learning_curve(run: CompareRun) -> list[dict]:
             "policy_updates_this_generation": sum(run.policy_stats[st.name].get("updates_this_run", 0) or 0
                                                   for st in stages),
             "transitions": stats.get("env_steps"),
-            "transitions_this_generation": (stats.get("env_steps") or 0) - (first.get("env_steps_at_start") or 0)
-            if "env_steps_at_start" in first else None,
             "vf_explained_var": _num(losses.get("vf_explained_var")),
             "policy_started_from": first.get("restored_from"),
         })
