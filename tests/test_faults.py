@@ -49,45 +49,42 @@ def by_index(exp: Path, per_trial: dict) -> dict:
     return {index[tid]: v for tid, v in per_trial.items()}
 
 
-def test_kill_raise_and_a_second_failure_after_restore(ray_session, tmp_path):
-    """Trial 0's worker is SIGKILLed at epoch 3; trial 1 raises at epoch 2, and again at epoch 4
-    of its second attempt; trial 2 is left alone. Tune's error files, the restore markers and
-    the checkpointed histories show exactly that."""
+def test_kill_raise_a_second_failure_and_nan_every_attempt(ray_session, tmp_path):
+    """One population, three faults. Trial 0's worker is SIGKILLed at epoch 3; trial 1 raises at epoch 2,
+    and again at epoch 4 of its second attempt; trial 2 (rl) turns NaN at epoch 2 on every attempt.
+    Tune's error files, the restore markers and the checkpointed histories show exactly that: 0 and 1
+    finish from their checkpoints, 2 ends in error with its reason in the report, and `distlmk search`
+    exits 3."""
     faults = [
         {"kind": "kill", "epoch": 3, "trials": [0]},
         {"kind": "raise", "epoch": 2, "trials": [1]},
         {"kind": "raise", "epoch": 4, "trials": [1], "attempts": [1]},
+        {"kind": "nan", "epoch": 2, "trials": [2], "attempts": []},
     ]
-    exp = search(sim_cfg("faults", faults, max_failures=3), str(tmp_path)).exp_dir
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(to_dict(sim_cfg("faults", faults, max_failures=2))))
+    assert main(["search", "--config", str(path), "--out", str(tmp_path), "--quiet"]) == EXIT_TRIALS_FAILED
+    exp = tmp_path / "faults"
     errors, restored = by_index(exp, error_texts(exp)), by_index(exp, restores(exp))
-    assert set(errors) == {0, 1} and set(restored) == {0, 1}, (errors.keys(), restored.keys())
+    assert set(errors) == {0, 1, 2} and set(restored) == {0, 1, 2}, (errors.keys(), restored.keys())
     assert "died" in errors[0].lower() or "exit" in errors[0].lower(), errors[0][-500:]
+    assert errors[0].count("Failure # ") == 1
     assert errors[1].count("Failure # ") == 2  # Tune's count of this trial's failures
     assert "injected failure after epoch 2" in errors[1] and "injected failure after epoch 4" in errors[1]
-    assert errors[0].count("Failure # ") == 1
+    assert errors[2].count("Failure # ") == 3 and "non-finite" in errors[2]  # the first try and both retries
     assert [r["attempt"] for r in restored[0]] == [1]
     assert [r["attempt"] for r in restored[1]] == [1, 2]
     assert [r["epoch"] for r in restored[1]] == [2, 4]  # each retry resumed from the failed epoch's checkpoint
+    assert [(r["attempt"], r["epoch"]) for r in restored[2]] == [(1, 1), (2, 1)]  # NaN again at epoch 2
     assert restored[0][0]["pid"] != os.getpid()
-    assert_records_match_checkpoints(exp, expect_epochs=6)
     summary = pd.read_parquet(exp / "summary.parquet")
-    assert len(summary) == 3 and set(summary["status"]) <= {"completed", "stopped"}
-
-
-def test_nan_in_an_rl_trial_fails_it_with_reason_and_exit_code(ray_session, tmp_path):
-    """NaN on every attempt of an rl trial: it ends in error (both attempts in Tune's error file),
-    the others finish, the report names the reason and `distlmk search` exits 3."""
-    cfg = sim_cfg("nan", [{"kind": "nan", "epoch": 2, "trials": [1], "attempts": []}], max_failures=1)
-    path = tmp_path / "c.yaml"
-    path.write_text(yaml.safe_dump(to_dict(cfg)))
-    assert main(["search", "--config", str(path), "--out", str(tmp_path), "--quiet"]) == EXIT_TRIALS_FAILED
-    exp = tmp_path / "nan"
-    errors = by_index(exp, error_texts(exp))
-    assert set(errors) == {1} and errors[1].count("Failure # ") == 2 and "non-finite" in errors[1]
-    summary = pd.read_parquet(exp / "summary.parquet")
+    assert len(summary) == 3
     bad = summary[summary["status"] == "error"]
     assert len(bad) == 1 and bad["method"].iloc[0] == "rl" and "non-finite" in bad["error"].iloc[0]
-    assert (summary["status"] != "error").sum() == 2
+    assert set(summary.loc[summary["status"] != "error", "status"]) <= {"completed", "stopped"}
+    records = assert_records_match_checkpoints(exp)  # each trial's records equal its own checkpointed history
+    last = records.groupby(S.TRIAL_ID)[S.EPOCH].max()
+    assert sorted(last) == [1, 6, 6]  # the NaN trial never got past epoch 1; the others finished
     report = (exp / "report.md").read_text()
     assert "## Failed trials" in report and "non-finite" in report
     assert json.loads((exp / "run_info.json").read_text())["num_errors"] == 1

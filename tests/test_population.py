@@ -52,20 +52,20 @@ def test_plan_is_fair():
 
 
 def test_simulated_population_end_to_end_with_failures(ray_session, tmp_path):
-    cfg = sim_search(tmp_path, "pop", faults={"inject": [{"kind": "raise", "epoch": 3}]})
+    cfg = sim_search(tmp_path, "pop", seeds=[0], faults={"inject": [{"kind": "raise", "epoch": 3}]})
     exp = run_search(cfg, out_dir=str(tmp_path))
     rec = pd.read_parquet(exp / "records.parquet")
     summary = pd.read_parquet(exp / "summary.parquet")
     report = (exp / "report.md").read_text()
-    assert len(summary) == 12 and set(summary["status"]) <= {"completed", "stopped"}
+    assert len(summary) == 6 and set(summary["status"]) <= {"completed", "stopped"}
     # every trial failed once, at epoch 3 (no rl trial may stop before epoch 4), as Tune itself saw it
     # (its per-trial error.txt), and started again from its epoch-3 checkpoint (the trial's restore marker)
     errors, restored = error_texts(exp), restores(exp)
     trials = set(summary["trial_id"])
-    assert set(errors) == trials, f"{len(errors)} of 12 trials have Tune's error.txt"
+    assert set(errors) == trials, f"{len(errors)} of 6 trials have Tune's error.txt"
     for tid, text in errors.items():
         assert text.count("Failure # ") == 1 and "injected failure after epoch 3" in text, (tid, text[-500:])
-    assert set(restored) == trials, f"{len(restored)} of 12 trials were restored from a checkpoint"
+    assert set(restored) == trials, f"{len(restored)} of 6 trials were restored from a checkpoint"
     for tid, marks in restored.items():
         assert [(m["attempt"], m["epoch"]) for m in marks] == [(1, 3)], (tid, marks)
     # ... with nothing lost or duplicated: the records equal each trainer's own checkpointed history
@@ -120,10 +120,10 @@ def test_pbt_exploits_truncate_episodes_without_crash(ray_session, tmp_path):
 
 
 def test_asha_population_runs(ray_session, tmp_path):
-    cfg = sim_search(tmp_path, "asha", seeds=[0, 1, 2], methods=["fixed"], fixed_sigmas=[1.0, 2.0, 4.0, 6.0],
+    cfg = sim_search(tmp_path, "asha", seeds=[0, 1], methods=["fixed"], fixed_sigmas=[1.0, 2.0, 4.0, 6.0],
                      scheduler={"name": "asha", "grace_period": 2, "reduction_factor": 2})
     exp = run_search(cfg, out_dir=str(tmp_path), quiet=True)
     summary = pd.read_parquet(exp / "summary.parquet")
-    assert len(summary) == 12 and "error" not in set(summary["status"])
+    assert len(summary) == 8 and "error" not in set(summary["status"])
     assert summary["epochs"].min() < cfg.experiment.train.epochs  # ASHA cut the weaker trials
     assert set(summary.loc[summary["epochs"] < cfg.experiment.train.epochs, "status"]) == {"cut"}

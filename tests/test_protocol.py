@@ -66,7 +66,8 @@ def test_terminal_reward_arrives_on_the_last_step_only():
 
 
 def test_apply_moves_clips_and_gates_stop():
-    p = state(step_factor=2.0, min_progress_to_stop=0.5)
+    assert not RLControlConfig().allow_stop  # off unless asked for: it has not earned its place
+    p = state(step_factor=2.0, min_progress_to_stop=0.5, allow_stop=True)
     sigma = np.array([1.0, 4.0, 8.0])
     rows = np.array([0, 1, 2, 3])
     acts = np.array([[0, 1], [2, 0], [2, 1], [1, 1]])  # lower+end, raise, raise+end, trial stop

@@ -5,6 +5,7 @@ from distlmk.data.synthetic import (
     SyntheticSpec,
     generate,
     load_or_generate,
+    spread_noise,
     synthetic_dataset,
 )
 
@@ -68,3 +69,20 @@ def test_benchmark_knobs_scale_noise_and_evaluate_on_truth(tmp_path):
     np.testing.assert_array_equal(ds.landmarks[:20], ann[:20])  # training labels: the noisy observer
     np.testing.assert_array_equal(ds.landmarks[20:], true[20:])  # val/test: exact positions
     assert ds.spacing_mm[0] == 0.3
+
+
+def test_noise_spread_widens_the_ambiguity_range_around_its_geometric_mean():
+    """spread s: each landmark's noise sd becomes g * (sd / g)^s per axis, with the images and the true
+    positions unchanged; the ratio of any two landmarks' noise is raised to the power s."""
+    spec = dict(num_images=30, seed=7, size=(160, 128), spacing_mm=0.3)
+    _, ann1, true1, _ = generate(SyntheticSpec(**spec))
+    images2, ann2, true2, _ = generate(SyntheticSpec(**spec, noise_spread=2.0))
+    np.testing.assert_array_equal(true1, true2)
+    major = np.array([t[3][0] for t in LANDMARKS])
+    g = np.exp(np.log(major).mean())
+    ratio = np.linalg.norm(ann2 - true2, axis=2).mean(0) / np.linalg.norm(ann1 - true1, axis=2).mean(0)
+    precise, ambiguous = major.argmin(), major.argmax()
+    assert ratio[precise] < 1 < ratio[ambiguous]  # the precise get more precise, the ambiguous more ambiguous
+    assert SyntheticSpec(**spec).key() != SyntheticSpec(**spec, noise_spread=2.0).key()  # its own cache entry
+    assert SyntheticSpec(**spec, noise_spread=1.0).key() == SyntheticSpec(**spec).key()
+    np.testing.assert_allclose(g * (major / g) ** 2, spread_noise(np.stack([major, major], 1), 2.0)[:, 0])

@@ -13,8 +13,8 @@ from distlmk.policy.core import PolicyCore
 
 def test_frozen_policy_transfers_to_other_landmark_count(ray_session, tmp_path):
     base = {
-        "simulation": {"enabled": True}, "seeds": [0], "methods": ["rl"], "rl_trials_per_seed": 3,
-        "experiment": {"data": {"num_landmarks": 19}, "train": {"epochs": 6}}, "resources": {"cpu": 0.5},
+        "simulation": {"enabled": True}, "seeds": [0], "methods": ["rl"], "rl_trials_per_seed": 2,
+        "experiment": {"data": {"num_landmarks": 19}, "train": {"epochs": 4}}, "resources": {"cpu": 0.5},
         "policy": {"train_batch_rows": 64, "minibatch_size": 32, "num_epochs": 2},
     }
     src = from_dict(SearchConfig, {**base, "name": "src19"}, "test")

@@ -8,9 +8,12 @@ targets use; `learned` returns a trainable tensor, the others constants.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:  # torch is imported where a tensor is made: a simulated trial never needs it
+    import torch
 
 from distlmk.config import SigmaConfig
 
@@ -51,10 +54,13 @@ class SigmaController:
 
     def sigma(self, device: torch.device | str = "cpu") -> torch.Tensor:
         """Per-landmark sigma [L] in heatmap pixels."""
+        import torch
+
         return torch.as_tensor(self._sigma, dtype=torch.float32, device=device)
 
     def sigma_values(self) -> np.ndarray:
-        return self.sigma().detach().cpu().numpy().astype(np.float64)
+        """Per-landmark sigma [L] as numpy (controllers whose sigma is a tensor override it)."""
+        return np.asarray(self._sigma, dtype=np.float64).copy()
 
     def target_gain(self, sigma: torch.Tensor) -> torch.Tensor | float:
         """Factor on the peak-1 targets [B, L, H, W]: a scalar or [L, 1, 1] (1 except for `learned`)."""

@@ -23,6 +23,9 @@ class LearnedSigma(SigmaController):
         super().__init__(cfg, num_landmarks)
         self.log_sigma = torch.nn.Parameter(torch.full((num_landmarks,), math.log(cfg.init)))
 
+    def sigma_values(self) -> np.ndarray:
+        return self.sigma().detach().cpu().numpy().astype(np.float64)
+
     def sigma(self, device: torch.device | str = "cpu") -> torch.Tensor:
         lo, hi = math.log(self.cfg.min), math.log(self.cfg.max)
         return torch.exp(self.log_sigma.clamp(lo, hi)).to(device)

@@ -43,6 +43,9 @@ class LearnedAnisotropicSigma(SigmaController):
         """[L, 3] (sigma_x, sigma_y, angle), differentiable, in heatmap pixels and radians."""
         return torch.cat([self._sxy(), self.angle[:, None]], dim=1).to(device)
 
+    def sigma_values(self) -> np.ndarray:
+        return self.sigma().detach().cpu().numpy().astype(np.float64)
+
     def sigma(self, device: torch.device | str = "cpu") -> torch.Tensor:
         return self._sxy().prod(dim=1).sqrt().to(device)
 

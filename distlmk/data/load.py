@@ -21,6 +21,7 @@ def load_dataset(cfg: DataConfig) -> LandmarkDataset:
             cfg.synth_spacing_mm,
             cfg.synth_noise_scale,
             cfg.synth_eval_truth,
+            cfg.synth_noise_spread,
         )
     if not cfg.root:
         raise DataError(

@@ -152,6 +152,7 @@ class SyntheticSpec:
     size: tuple[int, int] = (320, 256)  # (H, W)
     spacing_mm: float | None = None  # mm per pixel; None: a 240 x 192 mm field (`spacing_for`)
     noise_scale: float = 1.0  # multiplies every landmark's annotation noise (in mm)
+    noise_spread: float = 1.0  # exponent on each landmark's noise sd relative to the table's geometric mean
 
     @property
     def spacing(self) -> float:
@@ -161,6 +162,8 @@ class SyntheticSpec:
         parts = [self.num_images, self.num_landmarks, self.seed, list(self.size), 3]
         if self.spacing_mm or self.noise_scale != 1.0:  # keeps the cache keys of the default sets
             parts += [self.spacing, self.noise_scale]
+        if self.noise_spread != 1.0:
+            parts += ["spread", self.noise_spread]
         blob = json.dumps(parts).encode()
         return hashlib.sha1(blob).hexdigest()[:12]
 
@@ -168,6 +171,17 @@ class SyntheticSpec:
 def spacing_for(size: tuple[int, int]) -> float:
     """mm per pixel: the field of view stays 240 x 192 mm whatever the pixel size."""
     return SPACING_MM * 256.0 / size[1]
+
+
+def spread_noise(sd: np.ndarray, spread: float) -> np.ndarray:
+    """Noise sds [L, 2] (major, minor mm) moved away from (spread > 1) or towards (< 1) their geometric
+    mean, per axis: g * (sd / g)^spread. spread 1 returns them unchanged."""
+    if spread == 1.0:
+        return sd
+    if spread <= 0:
+        raise ValueError(f"noise spread must be > 0, got {spread}")
+    g = np.exp(np.log(sd).mean(axis=0))
+    return g * (sd / g) ** spread
 
 
 def _catmull_rom(points: np.ndarray, samples: int = 8) -> np.ndarray:
@@ -287,7 +301,7 @@ def generate(spec: SyntheticSpec) -> tuple[np.ndarray, np.ndarray, np.ndarray, l
     tmpl = np.array([t[1] for t in table])
     groups = [t[2] for t in table]
     noise = np.array([t[3] for t in table])
-    noise[:, :2] *= spec.noise_scale
+    noise[:, :2] = spread_noise(noise[:, :2], spec.noise_spread) * spec.noise_scale
     h, w = spec.size
     spacing = spec.spacing
     images = np.empty((spec.num_images, h, w), np.uint8)
@@ -349,12 +363,13 @@ def synthetic_dataset(
     spacing_mm: float | None = None,
     noise_scale: float = 1.0,
     eval_truth: bool = False,
+    noise_spread: float = 1.0,
 ) -> LandmarkDataset:
     """Train/val/test splits of one generated set. Labels are one simulated observer's
     annotations; with `eval_truth` the validation and test labels are the exact positions
     (a consensus of many observers), so evaluation measures the model, not one observer."""
     n = num_train + num_val + num_test
-    spec = SyntheticSpec(n, num_landmarks, seed, tuple(size), spacing_mm, noise_scale)
+    spec = SyntheticSpec(n, num_landmarks, seed, tuple(size), spacing_mm, noise_scale, noise_spread)
     images, landmarks, true, names = load_or_generate(spec, cache_root)
     if eval_truth:
         landmarks = landmarks.copy()

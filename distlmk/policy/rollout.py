@@ -21,10 +21,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from distlmk.config import DataConfig, ExperimentConfig, SigmaConfig, TrainConfig
-from distlmk.control.landmark_pbt import latin_sigmas
+from distlmk.control.landmark_pbt import LandmarkPBTSigma, latin_sigmas
 from distlmk.control.rl import RLSigma
 from distlmk.policy.core import PolicyCore
-from distlmk.policy.local import CoreTransport, FixedActionTransport
+from distlmk.policy.local import CoreTransport, FixedActionTransport, LocalBoards
 from distlmk.protocol import BoardPost
 from distlmk.sim.trainer import SimulatedTrainer
 
@@ -40,14 +40,15 @@ class RolloutResult:
 
 
 def make_trial(sigma_cfg: SigmaConfig, num_landmarks: int, epochs: int, task: int, member: int, start: np.ndarray,
-               trial_id: str, board: str, transport) -> SimulatedTrainer:
-    """One simulated rl member of population `task`: the task's cost model with its own noise,
-    starting at sigma `start` [L]."""
+               trial_id: str, board: str, transport, method: str = "rl") -> SimulatedTrainer:
+    """One simulated member (rl, or the landmark_pbt rule) of population `task`: the task's cost
+    model with its own noise, starting at sigma `start` [L]."""
     rl = dataclasses.replace(sigma_cfg.rl, board=board)
-    sigma = dataclasses.replace(sigma_cfg, method="rl", per_landmark=[float(s) for s in start], rl=rl)
+    sigma = dataclasses.replace(sigma_cfg, method=method, per_landmark=[float(s) for s in start], rl=rl)
     exp = ExperimentConfig(data=DataConfig(num_landmarks=num_landmarks), train=TrainConfig(epochs=epochs, seed=task),
                            sigma=sigma)
-    trainer = SimulatedTrainer(exp, controller=RLSigma(sigma, num_landmarks, trial_id, transport), seed=task)
+    controller = (LandmarkPBTSigma if method == "landmark_pbt" else RLSigma)(sigma, num_landmarks, trial_id, transport)
+    trainer = SimulatedTrainer(exp, controller=controller, seed=task)
     trainer.model.rng = np.random.default_rng([task, member, 31])  # same landmarks, own noise
     return trainer
 
@@ -55,12 +56,17 @@ def make_trial(sigma_cfg: SigmaConfig, num_landmarks: int, epochs: int, task: in
 def rollout(policy: PolicyCore | str, sigma_cfg: SigmaConfig, num_trials: int, num_landmarks: int, epochs: int,
             seed: int, tag: str = "t", blind: bool = False) -> RolloutResult:
     """Run a population of `num_trials` simulated members (task `seed`) to completion. `policy` is
-    a PolicyCore or a baseline name ("keep": never move nor stop; "random": random moves, never stop).
-    `blind`: the policy's board answers are neutral (the same population without its board)."""
-    transport = FixedActionTransport(policy, seed) if isinstance(policy, str) else CoreTransport(policy, blind)
+    a PolicyCore or a baseline name ("keep": never move nor stop; "random": random moves, never stop;
+    "landmark_pbt": the hand-written rule, every `sigma_cfg.landmark_pbt.interval` epochs, on the
+    same board). `blind`: the policy's board answers are neutral (the same population without its board)."""
+    method = "landmark_pbt" if policy == "landmark_pbt" else "rl"
+    if method == "landmark_pbt":
+        transport = LocalBoards()
+    else:
+        transport = FixedActionTransport(policy, seed) if isinstance(policy, str) else CoreTransport(policy, blind)
     task = seed * 100_003
     starts = latin_sigmas(num_trials, num_landmarks, sigma_cfg.min, sigma_cfg.max, seed=task)
-    trials = [make_trial(sigma_cfg, num_landmarks, epochs, task, i, starts[i], f"{tag}{i}", tag, transport)
+    trials = [make_trial(sigma_cfg, num_landmarks, epochs, task, i, starts[i], f"{tag}{i}", tag, transport, method)
               for i in range(num_trials)]
     while live := [t for t in trials if not t.done]:
         measured = [(t, t.measure_epoch()) for t in live]
@@ -69,7 +75,7 @@ def rollout(policy: PolicyCore | str, sigma_cfg: SigmaConfig, num_trials: int, n
         for t, m in measured:
             t.finish_epoch(m)
     return RolloutResult(
-        trial_returns=np.array([t.controller.total_reward for t in trials]),
+        trial_returns=np.array([getattr(t.controller, "total_reward", 0.0) for t in trials]),
         final_err=np.array([t.model.err.mean() for t in trials]),
         sigma_distance=np.array([np.mean(np.abs(np.log(t.controller.sigma_values()) - t.model.log_target))
                                  for t in trials]),

@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 
 import ray
-import torch
 from ray import tune
 
 from distlmk import schema as S
@@ -49,9 +48,12 @@ def train_trial(config: dict, run: RunSpec) -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
     plan = TrialPlan.from_config(config["trial"])
     exp = apply_mutations(plan, config)
-    if run.gpu > 0 and torch.cuda.is_available():
-        # fractional GPUs share memory: cap this trial's share so packed trials do not OOM each other
-        torch.cuda.set_per_process_memory_fraction(min(1.0, run.gpu))
+    if run.gpu > 0 and not run.simulation.enabled:
+        import torch  # here, not at the top: a simulated trial never loads torch
+
+        if torch.cuda.is_available():
+            # fractional GPUs share memory: cap this trial's share so packed trials do not OOM each other
+            torch.cuda.set_per_process_memory_fraction(min(1.0, run.gpu))
     trial_id = tune.get_context().get_trial_id()
     trainer = make_trainer(exp, run, trial_id)
     attempt = 0
