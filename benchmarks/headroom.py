@@ -26,48 +26,47 @@ from itertools import combinations
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from benchmarks.common import write_result
 from distlmk import rundir
 from distlmk import schema as S
+from distlmk.population.selection import best_by_val, per_landmark_choice
+from distlmk.stages import Role, fixed_variant
 
 TEST_MRE, TEST_PER_LANDMARK = S.test_key("test", "mre_mm"), S.test_key("test", "per_landmark_mre_mm")
 
 
-def _final(stage: Path) -> pd.DataFrame:
-    rec = pd.read_parquet(stage / rundir.RECORDS_FILE)
-    return rec.sort_values(S.EPOCH).groupby(S.TRIAL_ID).tail(1)
-
-
 def read_headroom(root: Path) -> dict:
-    grid, retrain = _final(root / "grid"), _final(root / "retrain")
-    grid = grid[grid[S.VARIANT].str.startswith("fixed σ=")]
+    """The grid and retrain summaries of a finished comparison, per draw; the picks are the arena's own
+    (`per_landmark_choice` on the draw's validation split)."""
+    comparison = json.loads((root / rundir.COMPARISON_JSON).read_text())
+    sigma_of = {fixed_variant(s): float(s) for s in sorted(comparison["config"]["grid_sigmas"])}
+    grid, retrain = rundir.read_summary(root / "grid"), rundir.read_summary(root / "retrain")
     draws, picks = {}, {}
-    for draw, g in grid.groupby(S.SEED):
-        g = g.assign(sigma=[float(v.split("=")[1]) for v in g[S.VARIANT]]).sort_values("sigma")
-        val, test = np.stack(g[S.VAL_PER_LANDMARK]), np.stack(g[TEST_PER_LANDMARK])  # [G, L]
-        best = int(np.argmin(g[S.VAL_MRE].to_numpy()))
-        pick = val.argmin(axis=0)
-        own = retrain[(retrain[S.SEED] == draw) & (retrain[S.VARIANT] == "per_landmark_static")]
-        best_test = float(g[TEST_MRE].iloc[best])
-        grid_pl = float(test[pick, np.arange(test.shape[1])].mean())
-        retrained = float(own[TEST_MRE].iloc[0]) if len(own) else None
-        picks[int(draw)] = g["sigma"].to_numpy()[pick]
+    for draw, own in grid[grid[S.VARIANT].isin(list(sigma_of))].groupby(S.SEED):
+        g = own.set_index(S.VARIANT).loc[list(sigma_of)]  # one row per grid sigma, in sigma order
+        per_landmark, pick = per_landmark_choice(own, sigma_of)
+        test = np.stack(g[TEST_PER_LANDMARK])  # [G, L]
+        rows = [list(sigma_of).index(v) for v in pick]
+        best = best_by_val(own, list(sigma_of))
+        best_test = float(g.loc[best, TEST_MRE])
+        grid_pl = float(test[rows, np.arange(test.shape[1])].mean())
+        pls = retrain[(retrain[S.SEED] == draw) & (retrain[S.VARIANT] == str(Role.PER_LANDMARK_STATIC))]
+        retrained = float(pls[TEST_MRE].iloc[0]) if len(pls) else None
+        picks[int(draw)] = np.array(per_landmark)
         draws[int(draw)] = {
-            "grid_sigmas": g["sigma"].tolist(),
+            "grid_sigmas": list(sigma_of.values()),
             "grid_val_mre_mm": g[S.VAL_MRE].round(4).tolist(),
             "grid_test_mre_mm": g[TEST_MRE].round(4).tolist(),
-            "best_fixed_sigma": float(g["sigma"].iloc[best]),
+            "best_fixed_sigma": sigma_of[best],
             "best_fixed_test_mre_mm": round(best_test, 4),
-            "per_landmark_sigma": picks[int(draw)].tolist(),
+            "per_landmark_sigma": per_landmark,
             "per_landmark_static_test_mre_mm": None if retrained is None else round(retrained, 4),
             "per_landmark_static_vs_best_pct": None if retrained is None else round(100 * (retrained / best_test - 1), 2),
             "grid_per_landmark_test_mre_mm": round(grid_pl, 4),
             "grid_per_landmark_vs_best_pct": round(100 * (grid_pl / best_test - 1), 2),
         }
     pairs = {f"{a}-{b}": float(np.mean(picks[a] == picks[b])) for a, b in combinations(sorted(picks), 2)}
-    comparison = json.loads((root / rundir.COMPARISON_JSON).read_text())
     return {"run": str(root), "config": comparison["config"], "draws": draws,
             "pick_agreement": {"pairs": pairs, "mean": float(np.mean(list(pairs.values()))) if pairs else None},
             "headroom": comparison["headroom"]}
