@@ -13,12 +13,13 @@ trials only (goal_met is null at other sizes).
 Scale (issue 15, `scale` in the JSON): at `--scale-trials` (256 and 1,024) simulated trials of one
 population, side by side in the same run, against a second server with updates frozen (so both
 server modes serve the same way; what updates cost is the comparison above):
-  context    the real path of an rl trial: `context(BoardPost)` (the board books the post and
-             computes the features against the peers at the same epoch; `wait_s` 0, so it
-             measures compute, not waiting for peers), then `step(StepRequest)` with those features;
-  step       the same server, `step` only (no board);
-  noop       a no-op actor answering the same two calls with the same shapes (the transport
-             floor of the context path), and `noop_step` its `step` alone.
+  context    the real path of an rl trial, one call per decision: `decide(DecisionRequest)` (the
+             board books the post, computes the features against the peers at the same epoch
+             for the whole flush at once, completes the rows and the peer reward, then the
+             forward pass; `wait_s` 0, so it measures compute, not waiting for peers);
+  step       the same server, `step` only (no board, no context);
+  noop       a no-op actor answering `decide` with the same shapes (the transport floor of the
+             context path), and `noop_step` its `step`.
 `board_in_process` times the board's compute alone (`Boards.answer`, no Ray) at the same size.
 Decisions/s count whole decisions (context + step where there is one), rows/s the rows stepped.
 Goal: the context costs at most 10 % of throughput (context >= 0.9 x step decisions/s), judged
@@ -39,20 +40,28 @@ from benchmarks.common import write_result
 from distlmk.config import PolicyConfig
 from distlmk.policy.server import start_policy_server
 from distlmk.population.localray import init_ray
-from distlmk.protocol import BOARD_FEATURES, NO_ACTION, OBS_DIM, BoardContext, BoardPost, StepRequest
-
-BOARD_COLS = [int(f) for f in BOARD_FEATURES]
+from distlmk.protocol import (
+    NO_ACTION,
+    OBS_DIM,
+    BoardContext,
+    BoardPost,
+    Decided,
+    DecisionRequest,
+    PeerReward,
+    StepRequest,
+)
 
 
 @ray.remote(num_cpus=0)
 class NoOp:
-    """Answers the policy server's two calls with the same shapes, computing nothing."""
+    """Answers the policy server's calls with the same shapes, computing nothing."""
 
     async def step(self, request: StepRequest) -> np.ndarray:
         return np.full((len(request.rows), 2), NO_ACTION, np.int64)  # the server's actions [R, 2]
 
-    async def context(self, post: BoardPost) -> BoardContext:
-        return BoardContext.alone(len(post.err))  # features [L, BOARD_DIM], peer median [L]
+    async def decide(self, request: DecisionRequest) -> Decided:
+        actions = np.full((len(request.rows), 2), NO_ACTION, np.int64)
+        return Decided(actions, BoardContext.alone(len(request.post.err)))  # features [L, BOARD_DIM], median [L]
 
     def ping(self):
         return True
@@ -60,8 +69,8 @@ class NoOp:
 
 @ray.remote(num_cpus=0)
 class TrialSwarm:
-    """Runs `n` simulated trials concurrently against a target actor's `step` (and its `context`
-    first, with `board` set: the trials form one population of that name)."""
+    """Runs `n` simulated trials concurrently against a target actor's `step` (or, with `board`
+    set, its `decide`: the trials form one population of that name)."""
 
     async def run(
         self, target, prefix: str, n: int, decisions: int, landmarks: int, seed: int, board: str | None = None
@@ -75,27 +84,22 @@ class TrialSwarm:
             for d in range(decisions):
                 obs = rng.uniform(0, 1, (landmarks + 1, OBS_DIM)).astype(np.float32)
                 obs[-1, 0] = 1.0
-                t0 = time.perf_counter()
-                if board is not None:
-                    err = rng.uniform(0.5, 3.0, landmarks)
-                    ctx = await target.context.remote(BoardPost(board, f"{prefix}{i}", d + 1, sigma, err, 0.25, 0.0))
-                    obs[:landmarks, BOARD_COLS] = ctx.features
-                    lat["context"].append(time.perf_counter() - t0)
                 rew = None if d == 0 else rng.normal(0, 1, landmarks + 1).astype(np.float32)
-                req = StepRequest(
-                    f"{prefix}{i}",
-                    rows,
-                    obs,
-                    rew,
-                    np.zeros(landmarks + 1, bool),
-                    d == decisions - 1,
-                )
-                t1 = time.perf_counter()
-                actions = await target.step.remote(req)
+                terminated, last = np.zeros(landmarks + 1, bool), d == decisions - 1
+                err, prev_rel = rng.uniform(0.5, 3.0, landmarks), rng.normal(0, 0.1, landmarks)  # both modes: same work
+                t0 = time.perf_counter()
+                if board is None:
+                    actions = await target.step.remote(StepRequest(f"{prefix}{i}", rows, obs, rew, terminated, last))
+                else:  # an rl trial's decision: post, own rows and own-form rewards; the peer reward's half
+                    post = BoardPost(board, f"{prefix}{i}", d + 1, sigma, err, 0.25, 0.0)
+                    peer = None if rew is None else PeerReward(prev_rel, 10.0, 0.01)
+                    answer = await target.decide.remote(DecisionRequest(post, rows, obs, rew, terminated, last, peer))
+                    actions = answer.actions
+                    assert answer.context.features.shape[0] == landmarks
                 assert actions.shape == (landmarks + 1, 2), actions.shape
-                t2 = time.perf_counter()
-                lat["step"].append(t2 - t1)
-                lat["decision"].append(t2 - t0)
+                t1 = time.perf_counter()
+                lat["context" if board is not None else "step"].append(t1 - t0)
+                lat["decision"].append(t1 - t0)
 
         await asyncio.gather(*[trial(i) for i in range(n)])
         return lat
@@ -121,13 +125,13 @@ def load(target, trials: int, swarms: list, decisions: int, landmarks: int, tag:
         "trials": per * len(swarms),
         "calls": int(lat["step"].size + lat["context"].size),
         "decisions": int(dec.size),
-        "calls_per_s": dec.size / wall,  # decisions/s (one step call each); the key the table reads
+        "calls_per_s": dec.size / wall,  # decisions/s (one call each); the key the table reads
         "decisions_per_s": dec.size / wall,
         "rows_per_s": dec.size * (landmarks + 1) / wall,
         "p50_ms": float(np.percentile(dec, 50)),  # per decision
         "p99_ms": float(np.percentile(dec, 99)),
         "step_call": _pct(lat["step"]),
-        "context_call": _pct(lat["context"]),
+        "decide_call": _pct(lat["context"]),
         "wall_s": wall,
     }
 
@@ -139,7 +143,7 @@ def pooled(runs: list[dict]) -> dict:
     out = {"trials": runs[0]["trials"], "decisions": dec, "wall_s": wall, "decisions_per_s": dec / wall,
            "rows_per_s": sum(r["rows_per_s"] * r["wall_s"] for r in runs) / wall,
            "p50_ms": float(np.median([r["p50_ms"] for r in runs])), "p99_ms": float(np.median([r["p99_ms"] for r in runs]))}
-    for call in ("step_call", "context_call"):
+    for call in ("step_call", "decide_call"):
         if runs[0][call]:
             out[call] = {k: float(np.median([r[call][k] for r in runs])) for k in ("p50_ms", "p99_ms")}
     out["repeats"] = runs
@@ -147,19 +151,31 @@ def pooled(runs: list[dict]) -> dict:
 
 
 def board_in_process(trials: int, decisions: int, landmarks: int, seed: int = 0) -> dict:
-    """The board's compute alone (no Ray): every trial posts and reads its context, epoch by epoch."""
+    """The board's compute alone (no Ray), epoch by epoch: every trial posts and reads its context
+    at once (`answer`), or every trial posts and then the whole epoch's contexts are read in one
+    batch (`contexts`, what a flush of a lockstep population gets)."""
     from distlmk.policy.board import Boards
 
     rng = np.random.default_rng(seed)
-    boards = Boards()
     sigma = rng.uniform(1.0, 8.0, (trials, landmarks))
-    t0 = time.perf_counter()
-    for epoch in range(1, decisions + 1):
-        for i in range(trials):
-            boards.answer(BoardPost("b", f"t{i}", epoch, sigma[i], rng.uniform(0.5, 3.0, landmarks), 0.25, 0.0))
-    wall = time.perf_counter() - t0
-    return {"contexts": trials * decisions, "contexts_per_s": trials * decisions / wall,
-            "us_per_context": wall / (trials * decisions) * 1e6}
+    err = rng.uniform(0.5, 3.0, (decisions, trials, landmarks))
+    walls = {}
+    for how in ("single", "batched"):
+        boards = Boards()
+        t0 = time.perf_counter()
+        for epoch in range(1, decisions + 1):
+            posts = [BoardPost("b", f"t{i}", epoch, sigma[i], err[epoch - 1, i], 0.25, 0.0) for i in range(trials)]
+            if how == "single":
+                for p in posts:
+                    boards.answer(p)
+            else:
+                for p in posts:
+                    boards.post(p)
+                boards.contexts(posts)
+        walls[how] = time.perf_counter() - t0
+    n = trials * decisions
+    return {"contexts": n, "contexts_per_s": n / walls["single"], "us_per_context": walls["single"] / n * 1e6,
+            "us_per_context_batched": walls["batched"] / n * 1e6}
 
 
 SCALE_MODES = ("noop", "noop_step", "step", "context")
@@ -186,7 +202,7 @@ def scale(args, swarms: list, noop) -> dict:
                                        tag if board else None))
         m = {mode: pooled(r) for mode, r in runs.items()}
         ratio = m["context"]["decisions_per_s"] / m["step"]["decisions_per_s"]
-        floor = m["noop"]["decisions_per_s"] / m["noop_step"]["decisions_per_s"]
+        floor = m["noop"]["decisions_per_s"] / m["noop_step"]["decisions_per_s"]  # the decide payload, no compute
         row = {
             "trials": n,
             **m,
@@ -194,8 +210,8 @@ def scale(args, swarms: list, noop) -> dict:
             "context_throughput_ratio": ratio,
             "context_ratio_per_repeat": [c["decisions_per_s"] / s["decisions_per_s"]
                                          for c, s in zip(runs["context"], runs["step"], strict=True)],
-            # the same ratio for the no-op actor: what the second call per decision costs by Ray's per-call cost alone
-            "noop_two_call_ratio": floor,
+            # the same ratio for the no-op actor: what the decision's larger message costs by transport alone
+            "noop_decide_over_step_ratio": floor,
             "context_ratio_over_noop_ratio": ratio / floor,  # what is left for the board's compute
             "context_vs_noop_ratio": m["context"]["decisions_per_s"] / m["noop"]["decisions_per_s"],
             "goal_met": bool(ratio >= GOAL_CONTEXT_RATIO),
@@ -204,8 +220,9 @@ def scale(args, swarms: list, noop) -> dict:
         sizes.append(row)
         print(f"{n:5d} trials: " + " | ".join(
             f"{mode} {m[mode]['decisions_per_s']:6.0f}/s p50 {m[mode]['p50_ms']:6.1f} p99 {m[mode]['p99_ms']:6.1f} ms"
-            for mode in SCALE_MODES) + f" | context/step {ratio:.2f} (no-op two calls/one {floor:.2f}) | board "
-            f"in-process {row['board_in_process']['us_per_context']:.0f} us/context")
+            for mode in SCALE_MODES) + f" | context/step {ratio:.2f} (no-op decide/step {floor:.2f}) | board "
+            f"in-process {row['board_in_process']['us_per_context']:.0f} us/context one at a time, "
+            f"{row['board_in_process']['us_per_context_batched']:.0f} us batched by epoch")
     stats = ray.get(server.stats.remote())
     ray.kill(server)
     return {"trials": args.scale_trials, "decisions_per_trial": args.scale_decisions, "landmarks": args.landmarks,

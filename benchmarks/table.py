@@ -76,10 +76,13 @@ def _rows() -> list[str]:
 
         parts = [f"{x['trials']:,}: context **{x['context']['decisions_per_s']:,.0f}/s** (p99 {x['context']['p99_ms']:,.0f} ms), "
                  f"step only {mode(x['step'])}, no-op {mode(x['noop'])}, no-op step only {mode(x['noop_step'])} → "
-                 f"context/step **{x['context_throughput_ratio']:.2f}** (no-op two calls/one {x['noop_two_call_ratio']:.2f}; "
-                 f"board alone {x['board_in_process']['us_per_context']:,.0f} µs/context)" for x in sc["sizes"]]
+                 f"context/step **{x['context_throughput_ratio']:.2f}** (no-op decide/step "
+                 f"{x['noop_decide_over_step_ratio']:.2f}; board alone {x['board_in_process']['us_per_context']:,.0f} "
+                 f"µs/context one at a time, {x['board_in_process']['us_per_context_batched']:,.0f} µs batched by epoch)"
+                 for x in sc["sizes"]]
         rows.append(f"| `policy_server` (scale) | decisions/s of one population of simulated trials ({sc['landmarks']} landmarks, "
-                    f"{sc['decisions_per_trial']} decisions each, updates frozen): board `context` (peer wait 0) + `step` vs "
+                    f"{sc['decisions_per_trial']} decisions each, updates frozen): one `decide` call per decision (board "
+                    f"post, context at peer wait 0, completed step) vs "
                     f"`step` only on the same server vs a no-op actor answering the same calls, {sc['repeats']} alternating "
                     f"repeats | {'; '.join(parts)} | context ≥ {100 * sc['goal_context_ratio']:.0f} % of step-only decisions/s "
                     f"| {_met(sc['goal_met'])} | {_when(r)} |")

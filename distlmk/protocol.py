@@ -7,17 +7,21 @@ rewards, applying actions) is `distlmk.control.rl`; the policy side is `distlmk.
 population's board (every member's sigma_l and validation error on l by epoch) is
 `distlmk.policy.board`, held by the policy server.
 
-One decision, two calls through the same transport:
-  1. `context(BoardPost) -> BoardContext`: the trial posts the sigma it trained this epoch
-     with and its validation error per landmark; the server books them on the board of its
-     population (`BoardPost.board`) and answers the board features of each landmark against
-     the **peers at the same epoch** (the other members that posted exactly this epoch). The
-     server may wait up to `BoardPost.wait_s` until every known live member of the population
-     has posted this epoch (lockstep populations compare like with like); members that ended
-     (`leave`), are already past this epoch, or missed an earlier wait are not waited for.
-     With `BoardPost.rule` set (landmark_pbt) the answer also carries that rule's next sigma.
-  2. `step(StepRequest) -> actions [R, 2]`: the rows (own features + the board's) and the
-     rewards of the previous decision; the answer is one action per row.
+One rl decision is one call, `decide(DecisionRequest) -> Decided`:
+  - the post (`BoardPost`): the sigma the trial trained this epoch with and its validation
+    error per landmark. The server books them on the board of its population
+    (`BoardPost.board`) and computes the board features of each landmark against the **peers
+    at the same epoch** (the other members that posted exactly this epoch). It may wait up to
+    `BoardPost.wait_s` until every known live member of the population has posted this epoch
+    (lockstep populations compare like with like); members that ended (`leave`), are already
+    past this epoch, or missed an earlier wait are not waited for.
+  - the step: the trial's rows with their own features (board columns 0) and the own-form
+    rewards of its previous decision. The server completes it from the context
+    (`DecisionRequest.complete`: the board columns, and the peer reward from the peers'
+    median) and answers one action per row, with the context (`Decided`).
+The two halves are also calls of their own: `context(BoardPost) -> BoardContext` (landmark_pbt
+asks only this: with `BoardPost.rule` set the answer carries that rule's next sigma) and
+`step(StepRequest) -> actions [R, 2]` (a stop's terminal step, within the same decision).
 `end_trial(trial_id)` truncates the trial's open episodes (a restart); `leave(trial_id)` says
 the trial is over (no longer waited for; its posted rows stay on the board).
 
@@ -56,6 +60,7 @@ The trial row gets the landmark mean minus `epoch_cost` per epoch spent.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from enum import IntEnum
 
@@ -83,6 +88,9 @@ class Feature(IntEnum):
 BOARD_FEATURES = (Feature.ERR_VS_MEDIAN, Feature.ERR_VS_BEST, Feature.SIGMA_VS_TOP, Feature.SIGMA_SPREAD,
                   Feature.PEER_COUNT)  # the columns a BoardContext fills, in this order
 BOARD_DIM = len(BOARD_FEATURES)
+_BOARD_COLS = slice(int(BOARD_FEATURES[0]), int(BOARD_FEATURES[-1]) + 1)  # fill_board writes them as one block
+if [int(f) for f in BOARD_FEATURES] != list(range(_BOARD_COLS.start, _BOARD_COLS.stop)):
+    raise ImportError("protocol: BOARD_FEATURES must be contiguous Feature columns, in order")
 PEER_COUNT_SCALE = 64  # PEER_COUNT is 1 at 64 peers
 OBS_DIM = len(Feature)
 OBS_LIMIT = 10.0
@@ -118,8 +126,33 @@ NO_ACTION = -1  # answer for rows that wanted none (terminated)
 REWARD_FORMS = ("peer", "own", "terminal")
 
 
+class Wire:
+    """A protocol message crosses Ray as a tuple of plain values and raw array bytes, not as pickled
+    numpy arrays: pickling a small array costs ~10 us, its bytes well under 1 us, and a decision
+    carries ~8 of them (see `benchmarks/policy_server.py`). Arrays come back as writable copies."""
+
+    def __reduce__(self):
+        fields = _FIELDS.get(type(self)) or _FIELDS.setdefault(type(self), [f.name for f in dataclasses.fields(self)])
+        values, arrays = [], 0
+        for i, name in enumerate(fields):
+            v = getattr(self, name)
+            if isinstance(v, np.ndarray):
+                arrays |= 1 << i
+                v = (v.dtype.str, v.shape, v.tobytes())
+            values.append(v)
+        return _from_wire, (type(self), arrays, tuple(values))
+
+
+_FIELDS: dict[type, list[str]] = {}
+
+
+def _from_wire(cls: type, arrays: int, values: tuple):
+    return cls(*(np.frombuffer(v[2], dtype=v[0]).reshape(v[1]).copy() if arrays >> i & 1 else v
+                 for i, v in enumerate(values)))
+
+
 @dataclass
-class StepRequest:
+class StepRequest(Wire):
     """One trial's message to the policy for one decision."""
 
     trial_id: str
@@ -131,7 +164,7 @@ class StepRequest:
 
 
 @dataclass
-class PBTRule:
+class PBTRule(Wire):
     """landmark_pbt, computed on the board: per landmark, a member in the bottom `quantile` of
     error among the members at this epoch takes a random top-`quantile` member's sigma_l times
     a random factor of `perturb`, clipped to [lo, hi]; the others keep theirs."""
@@ -144,7 +177,7 @@ class PBTRule:
 
 
 @dataclass
-class BoardPost:
+class BoardPost(Wire):
     """A member's state at one epoch, posted to its population's board."""
 
     board: str  # the population (one board each)
@@ -158,7 +191,7 @@ class BoardPost:
 
 
 @dataclass
-class BoardContext:
+class BoardContext(Wire):
     """The board's answer to a post: this member against its peers at the same epoch."""
 
     features: np.ndarray  # float32 [L, BOARD_DIM], columns in BOARD_FEATURES order
@@ -172,3 +205,73 @@ class BoardContext:
     def alone(num_landmarks: int) -> BoardContext:
         """Neutral context: no peers (or no board reached)."""
         return BoardContext(np.zeros((num_landmarks, BOARD_DIM), np.float32), np.full(num_landmarks, np.nan), 0)
+
+
+def log_ratio_to_peers(err: np.ndarray, peer_median: np.ndarray | None) -> np.ndarray:
+    """log(err / peers' median err) per landmark [L]; nan where there are no peers."""
+    if peer_median is None:
+        return np.full(len(err), np.nan)
+    return np.log(np.maximum(err, 1e-6) / np.maximum(peer_median, 1e-6))
+
+
+def fill_board(obs: np.ndarray, features: np.ndarray) -> np.ndarray:
+    """Rows [L+1, OBS_DIM] (landmarks, then the trial row) with the board's columns set from
+    `features` [L, BOARD_DIM]; the trial row takes their landmark means. A new array."""
+    out = np.array(obs, np.float32)  # the own columns arrive clipped
+    board = np.empty((len(features) + 1, BOARD_DIM))
+    board[:-1] = features
+    board[-1] = board[:-1].mean(axis=0) if len(features) else 0.0
+    out[:, _BOARD_COLS] = np.clip(board, -OBS_LIMIT, OBS_LIMIT)
+    return out
+
+
+@dataclass
+class PeerReward(Wire):
+    """The peer form's pending half: what the peers' median at this epoch turns into the landmark
+    rewards (see the module docstring); a landmark without peers now or then keeps its own reward."""
+
+    prev_rel: np.ndarray  # [L] log(err / peers' median err) at the previous decision (nan: no peers)
+    scale: float  # reward_scale
+    trial_cost: float  # epoch_cost * epochs since the previous decision
+
+    def rewards(self, own: np.ndarray, err: np.ndarray, peer_median: np.ndarray | None) -> np.ndarray:
+        """[L+1] from the own-form rewards `own` [L+1] and this epoch's error and peers' median [L]."""
+        peer = self.scale * (self.prev_rel - log_ratio_to_peers(err, peer_median))
+        lm = np.where(np.isfinite(peer), peer, own[:-1])
+        return np.append(lm, lm.mean() - self.trial_cost).astype(np.float32)
+
+
+@dataclass
+class DecisionRequest(Wire):
+    """One rl decision in one call: the board post and the step the context completes."""
+
+    post: BoardPost
+    rows: np.ndarray  # int [R] rows that want this step (0..L-1 landmarks, L the trial row)
+    obs: np.ndarray  # float32 [L+1, OBS_DIM] every row's own features; board columns filled by `complete`
+    rewards: np.ndarray | None  # float32 [L+1] own-form rewards of the previous decision; None on the first
+    terminated: np.ndarray  # bool [R]
+    truncated: bool = False
+    peer: PeerReward | None = None  # the peer form: rewards finished from the context
+
+    def rewards_given(self, ctx: BoardContext | None) -> np.ndarray | None:
+        """The previous decision's rewards [L+1] once the board's context is known (None: alone)."""
+        if self.rewards is None or self.peer is None:
+            return self.rewards
+        median = ctx.peer_median_err if ctx is not None and ctx.num_peers else None
+        return self.peer.rewards(self.rewards, np.asarray(self.post.err, float), median)
+
+    def complete(self, ctx: BoardContext | None) -> StepRequest:
+        """The step this decision sends, its board columns and rewards taken from `ctx` (None: alone)."""
+        features = ctx.features if ctx is not None else np.zeros((len(self.post.err), BOARD_DIM), np.float32)
+        obs = fill_board(self.obs, features)
+        rewards = self.rewards_given(ctx)
+        return StepRequest(self.post.trial_id, self.rows, obs[self.rows],
+                           None if rewards is None else rewards[self.rows], self.terminated, self.truncated)
+
+
+@dataclass
+class Decided(Wire):
+    """The answer to a decision: actions [R, 2] (None: the step failed) and the board's context."""
+
+    actions: np.ndarray | None
+    context: BoardContext | None

@@ -233,3 +233,53 @@ def test_the_incremental_board_equals_its_definition_with_ties_restarts_and_mixe
             np.testing.assert_allclose(c.features, _features_by_sorting(sigma, err, ps, pe, quantile), atol=1e-6)
             np.testing.assert_allclose(c.peer_median_err, np.median(np.maximum(pe, 1e-6), axis=0))
             np.testing.assert_array_equal(np.column_stack(b.peers(tid, epoch, lm)), np.column_stack([ps, pe]))
+
+
+def test_a_flush_of_posts_gets_the_same_contexts_as_one_post_at_a_time():
+    """`Boards.contexts` (the server's flush: one pass per epoch for every member in it) answers
+    exactly what `context` answers post by post, with ties, restarts, mixed landmark counts, a
+    member whose post was replaced since, and a member alone at its epoch."""
+    from distlmk.policy.board import Boards
+
+    rng = np.random.default_rng(1)
+    boards = Boards()
+    for round_ in range(40):
+        posts = []
+        for _ in range(int(rng.integers(1, 14))):
+            tid, epoch = f"t{rng.integers(0, 12)}", int(rng.integers(1, 4))
+            lm = 3 if rng.random() > 0.05 else 4
+            err = rng.integers(1, 4, lm).astype(float)  # few distinct values: ties everywhere
+            sigma = rng.choice([1.0, 2.0, 4.0, 8.0], lm)
+            p = BoardPost(f"pop{round_ % 2}", tid, epoch, sigma, err, float(rng.choice([0.1, 0.25, 0.5, 1.0])))
+            boards.post(p)
+            posts.append(p)
+        batched = boards.contexts(posts)
+        for p, got in zip(posts, batched, strict=True):
+            want = boards[p.board].context(p)
+            assert got.num_peers == want.num_peers
+            np.testing.assert_allclose(got.features, want.features, atol=1e-6)
+            np.testing.assert_allclose(got.peer_median_err, want.peer_median_err)
+    alone = Boards()
+    p = BoardPost("solo", "only", 1, np.ones(2), np.ones(2))
+    alone.post(p)
+    (c,) = alone.contexts([p])
+    assert c.num_peers == 0 and np.all(c.features == 0) and np.all(np.isnan(c.peer_median_err))
+
+
+def test_the_wait_count_equals_the_waiting_list_through_restarts_leaves_and_misses():
+    """The server's hot path counts who it waits for (`num_waiting`, per-epoch counts) instead of
+    listing them: the count equals `waiting_for`'s list after every kind of board change."""
+    rng = np.random.default_rng(2)
+    b = Board()
+    for _ in range(500):
+        tid = f"t{rng.integers(0, 10)}"
+        op = rng.random()
+        if op < 0.7:
+            b.post(tid, int(rng.integers(1, 6)), np.ones(2), np.ones(2))  # restarts post earlier epochs too
+        elif op < 0.85:
+            b.leave(tid)
+        else:
+            b.mark_missed([tid, f"t{rng.integers(0, 10)}"])
+        for epoch in range(0, 8):
+            for who in (None, tid, "stranger"):
+                assert b.num_waiting(epoch, who) == len(b.waiting_for(epoch, who))

@@ -142,3 +142,38 @@ def test_board_waits_for_live_peers_at_the_same_epoch(server):
     ray.get(srv.context.remote(post("a", 5, [1.0, 1.0], wait_s=5.0)))
     assert time.time() - t0 < 2
     assert ray.get(srv.stats.remote())["board"]["timeouts"] == 1
+
+
+def test_one_call_decision_posts_completes_and_acts(server):
+    """`decide`: the post goes on the board (a later member sees it as a peer), the answer's context
+    is the board's, and the step the policy books is the one completed from that context."""
+    from distlmk.protocol import BOARD_FEATURES, BoardPost, DecisionRequest, Feature, PeerReward
+
+    _, srv, _ = server
+
+    def decision(tid, epoch, err, rewards=None, prev_rel=None):
+        obs = np.zeros((3, OBS_DIM), np.float32)
+        obs[-1, 0] = 1.0
+        peer = None if prev_rel is None else PeerReward(np.asarray(prev_rel, float), 10.0, 0.0)
+        return DecisionRequest(BoardPost("one-call", tid, epoch, np.array([2.0, 4.0]), np.array(err, float),
+                                         wait_s=0.0),
+                               np.arange(3), obs, rewards, np.zeros(3, bool), False, peer)
+
+    first = ray.get(srv.decide.remote(decision("a", 1, [1.0, 2.0])))
+    assert first.context.num_peers == 0 and first.actions.shape == (3, 2)
+    second = ray.get(srv.decide.remote(decision("b", 1, [2.0, 2.0])))
+    assert second.context.num_peers == 1  # a's post is on the board
+    np.testing.assert_allclose(second.context.peer_median_err, [1.0, 2.0])
+    assert second.context.features[0, BOARD_FEATURES.index(Feature.ERR_VS_BEST)] == pytest.approx(np.log(2.0))
+    # a's next decision: the peer reward is finished on the server from b's error at epoch 2
+    ray.get(srv.decide.remote(decision("b", 2, [2.0, 2.0], np.zeros(3, np.float32))))
+    req = decision("a", 2, [1.0, 1.0], np.zeros(3, np.float32), prev_rel=[0.0, 0.0])
+    answer = ray.get(srv.decide.remote(req))
+    want = req.rewards_given(answer.context)  # 10 * (0 - log(err / median)) on each landmark
+    np.testing.assert_allclose(want[:2], [-10 * np.log(1 / 2), -10 * np.log(1 / 2)], rtol=1e-6)
+    ray.get(srv.end_trial.remote("a"))  # a's 3 episodes close with the one reward the server booked
+    stats = ray.get(srv.stats.remote())
+    assert stats["episodes"] == 3 and stats["open_episodes"] == 3  # b's still open
+    assert stats["mean_landmark_return"] == pytest.approx(want[:2].mean(), rel=1e-5)
+    assert stats["mean_trial_return"] == pytest.approx(want[2], rel=1e-5)
+    assert want[0] != pytest.approx(0.0)  # the own-form rewards sent were 0: the server finished them

@@ -5,7 +5,7 @@ import pytest
 
 from distlmk.config import RLControlConfig, SigmaConfig
 from distlmk.control.rl import TrialState
-from distlmk.protocol import BOARD_DIM, BOARD_FEATURES, OBS_DIM, OBSERVATION_SPACE
+from distlmk.protocol import BOARD_DIM, BOARD_FEATURES, OBS_DIM, OBSERVATION_SPACE, Decided
 from distlmk.protocol import Feature as F
 
 
@@ -114,6 +114,9 @@ def test_client_sends_terminal_steps_and_truncates_through_any_transport():
         def context(self, post):
             return None  # no board reached: neutral features, own rewards
 
+        def decide(self, req):  # the one call of a decision: its step completed from the (absent) board
+            return Decided(self.step(req.complete(self.context(req.post))), None)
+
         def leave(self, tid):
             self.left.append(tid)
 
@@ -132,3 +135,29 @@ def test_client_sends_terminal_steps_and_truncates_through_any_transport():
     np.testing.assert_allclose(c.sigma_values(), 2.0 * 1.25**2)
     c.close()
     assert t.left == ["x"]  # over: it leaves the board
+
+
+def test_one_call_decision_completes_to_the_rows_and_rewards_of_their_definition():
+    """The step a server completes from a `DecisionRequest` and the board's context equals the rows
+    `TrialState.observation` builds with the board features and the rewards `TrialState.rewards`
+    gives with the peers' median; without a context, the neutral rows and the own form."""
+    from distlmk.protocol import BoardContext, BoardPost, DecisionRequest
+
+    p = state(reward="peer")
+    sigma, err0, err1 = np.array([1.0, 2.0, 4.0]), np.array([10.0, 4.0, 6.0]), np.array([8.0, 4.0, 7.0])
+    p.observation(sigma, err0, np.ones(3), 1, 10)
+    p.commit(err0, 1, np.array([12.0, 5.0, 6.0]))
+    board = np.random.default_rng(0).normal(0, 1, (3, BOARD_DIM)).astype(np.float32)
+    ctx = BoardContext(board, np.array([9.0, 5.0, 5.0]), 4)
+    own, peer = p.reward_parts(err1, 3)
+    rows = np.array([0, 2, 3])  # landmark 1 ended earlier
+    req = DecisionRequest(BoardPost("pop", "x", 3, sigma, err1), rows, p.observation(sigma, err1, np.ones(3), 3, 10),
+                          own, np.zeros(3, bool), False, peer)
+    step = req.complete(ctx)
+    np.testing.assert_allclose(step.obs, p.observation(sigma, err1, np.ones(3), 3, 10, board)[rows], rtol=1e-6)
+    np.testing.assert_allclose(step.rewards, p.rewards(err1, 3, ctx.peer_median_err)[rows], rtol=1e-6)
+    assert step.trial_id == "x" and list(step.rows) == [0, 2, 3]
+    lonely = req.complete(None)
+    assert np.all(lonely.obs[:, list(BOARD_FEATURES)] == 0)
+    np.testing.assert_allclose(lonely.rewards, p.rewards(err1, 3, None)[rows], rtol=1e-6)
+    assert not np.allclose(step.rewards, lonely.rewards)  # the peers' median changed the rewards

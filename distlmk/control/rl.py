@@ -1,9 +1,10 @@
 """rl: per-landmark sigma moves and early stops chosen by the central RLlib policy.
 
 The trial side of the one protocol (`distlmk.protocol`): every `decision_interval` epochs
-`RLSigma` posts its sigma and per-landmark validation error to its population's board and
-gets its board features back (`context`), builds its L+1 rows (`TrialState.observation`) and
-the rewards of its previous decision, sends them (`step`) and applies the returned actions.
+`RLSigma` makes one call (`decide`): it posts its sigma and per-landmark validation error to
+its population's board, with its L+1 rows' own features (`TrialState.observation`) and the
+own-form rewards of its previous decision; the policy side completes the rows and the peer
+reward from the board's context and answers the actions, which the trial applies.
 Transports: `RayPolicyTransport` (the named policy actor of a population, which holds the
 boards) or an in-process one (`distlmk.policy.local`) for the warm start and tests, so every
 user of the policy speaks the same protocol through the same client.
@@ -26,27 +27,34 @@ import numpy as np
 from distlmk.config import SigmaConfig
 from distlmk.control.base import Decision, EpochFeedback, SigmaController
 from distlmk.protocol import (
-    BOARD_FEATURES,
     NO_ACTION,
     OBS_DIM,
     OBS_LIMIT,
     ActionPart,
     BoardContext,
     BoardPost,
+    Decided,
+    DecisionRequest,
     Feature,
     Move,
+    PeerReward,
     StepRequest,
+    fill_board,
+    log_ratio_to_peers,
 )
 
 log = logging.getLogger("distlmk.control.rl")
 
 
 class PolicyTransport(Protocol):
-    """How a trial reaches the policy server: `context` posts to the board and answers the board
-    context, `step` answers actions [R, 2] (None: no answer); `last_latency_ms` is the last
-    answered call's round trip (None where not measured)."""
+    """How a trial reaches the policy server: `decide` posts to the board and answers the
+    actions with the board context (None: no answer), `context` posts and answers the context
+    alone, `step` answers actions [R, 2]; `last_latency_ms` is the last answered call's round
+    trip (None where not measured)."""
 
     last_latency_ms: float | None
+
+    def decide(self, request: DecisionRequest) -> Decided | None: ...
 
     def context(self, post: BoardPost) -> BoardContext | None: ...
 
@@ -87,8 +95,11 @@ class RayPolicyTransport:
                         self.server_name, method, type(e).__name__)
             return None
 
+    def decide(self, request: DecisionRequest) -> Decided | None:
+        return self._call("decide", request, extra_s=request.post.wait_s)  # the server may wait for peers first
+
     def context(self, post: BoardPost) -> BoardContext | None:
-        return self._call("context", post, extra_s=post.wait_s)  # the server may wait for peers first
+        return self._call("context", post, extra_s=post.wait_s)
 
     def step(self, request: StepRequest) -> np.ndarray | None:
         return self._call("step", request)
@@ -127,7 +138,8 @@ class TrialState:
     def observation(self, sigma: np.ndarray, err: np.ndarray, loss: np.ndarray, epoch: int, epochs: int,
                     board: np.ndarray | None = None) -> np.ndarray:
         """All L+1 rows [L+1, OBS_DIM] for the current state; `board` [L, BOARD_DIM] from the
-        board's context (None: no peers, all board features 0)."""
+        board's context (None: board features 0, as the policy side receives them before it
+        fills them in, `protocol.fill_board`)."""
         F = Feature
         if self.first_err is None:
             self.first_err = np.maximum(err, 1e-6).copy()
@@ -142,44 +154,42 @@ class TrialState:
         lm[:, F.LOG_LOSS_REL] = np.log(np.maximum(loss, 1e-12) / self.first_loss)
         lm[:, F.PROGRESS] = epoch / max(epochs, 1)
         lm[:, F.LAST_MOVE] = self.last_move
-        if board is not None:
-            lm[:, list(BOARD_FEATURES)] = board
         trial = lm.mean(axis=0, keepdims=True)
         trial[0, F.IS_TRIAL_ROW] = 1.0
         trial[0, F.LOG_ERR_REL] = np.log(max(err.mean(), 1e-6) / self.first_err.mean())
         trial[0, F.TREND] = np.clip((prev.mean() - err.mean()) / max(prev.mean(), 1e-6), -1, 1)
         trial[0, F.LAST_MOVE] = 0.0
-        return np.clip(np.concatenate([lm, trial]), -OBS_LIMIT, OBS_LIMIT).astype(np.float32)
-
-    @staticmethod
-    def relative(err: np.ndarray, peer_median: np.ndarray | None) -> np.ndarray:
-        """log(err / peers' median err) per landmark; nan where there are no peers."""
-        if peer_median is None:
-            return np.full(len(err), np.nan)
-        return np.log(np.maximum(err, 1e-6) / np.maximum(peer_median, 1e-6))
+        own = np.clip(np.concatenate([lm, trial]), -OBS_LIMIT, OBS_LIMIT).astype(np.float32)
+        return own if board is None else fill_board(own, board)
 
     def rewards(self, err: np.ndarray, epoch: int, peer_median: np.ndarray | None = None,
                 final: np.ndarray | None = None, trial_final: bool = False) -> np.ndarray:
         """Rewards [L+1] for the previous decision (landmark rows, then the trial row), in the form
         `sigma.rl.reward`; `peer_median` [L] the peers' median error now (nan/None: no peers);
         `final` [L] the landmark rows whose last step this is, `trial_final` the trial row's."""
+        own, peer = self.reward_parts(err, epoch, final, trial_final)
+        return own if peer is None else peer.rewards(own, err, peer_median)
+
+    def reward_parts(self, err: np.ndarray, epoch: int, final: np.ndarray | None = None,
+                     trial_final: bool = False) -> tuple[np.ndarray, PeerReward | None]:
+        """The rewards [L+1] that need no peers (the own or terminal form), and for the peer form
+        what the peers' median turns into its rewards (`protocol.PeerReward`, where the policy
+        side has the board)."""
         if self.prev_err is None:
             raise RuntimeError("TrialState.rewards: no previous decision committed, nothing to reward")
         rl = self.sigma_cfg.rl
-        own = rl.reward_scale * np.log(np.maximum(self.prev_err, 1e-6) / np.maximum(err, 1e-6))
+        cost = rl.epoch_cost * (epoch - self.prev_epoch)
         if rl.reward == "terminal":
             done = np.zeros(self.num_landmarks, bool) if final is None else np.asarray(final, bool)
             total = self.terminal_landmark_rewards(err)
             lm = np.where(done | trial_final, total, 0.0)
-            trial = (total.mean() if trial_final else 0.0) - rl.epoch_cost * (epoch - self.prev_epoch)
-            return np.append(lm, trial).astype(np.float32)
-        lm = own
-        if rl.reward == "peer":
-            prev_rel = self.prev_rel if self.prev_rel is not None else np.full(self.num_landmarks, np.nan)
-            peer = rl.reward_scale * (prev_rel - self.relative(err, peer_median))
-            lm = np.where(np.isfinite(peer), peer, own)  # no peers at either decision: own form
-        trial = lm.mean() - rl.epoch_cost * (epoch - self.prev_epoch)
-        return np.append(lm, trial).astype(np.float32)
+            return np.append(lm, (total.mean() if trial_final else 0.0) - cost).astype(np.float32), None
+        own = rl.reward_scale * np.log(np.maximum(self.prev_err, 1e-6) / np.maximum(err, 1e-6))
+        own_rewards = np.append(own, own.mean() - cost).astype(np.float32)
+        if rl.reward != "peer":
+            return own_rewards, None
+        prev_rel = self.prev_rel if self.prev_rel is not None else np.full(self.num_landmarks, np.nan)
+        return own_rewards, PeerReward(prev_rel, rl.reward_scale, cost)
 
     def terminal_landmark_rewards(self, err: np.ndarray) -> np.ndarray:
         """reward_scale * log(first err / err) per landmark: the terminal form's last reward."""
@@ -195,7 +205,7 @@ class TrialState:
 
     def commit(self, err: np.ndarray, epoch: int, peer_median: np.ndarray | None = None) -> None:
         self.prev_err = err.copy()
-        self.prev_rel = self.relative(err, peer_median)
+        self.prev_rel = log_ratio_to_peers(err, peer_median)
         self.prev_epoch = epoch
 
     def apply(self, sigma: np.ndarray, rows: np.ndarray, actions: np.ndarray,
@@ -250,15 +260,6 @@ class RLSigma(SigmaController):
         self._closed = False
         self._left = False
 
-    def _context(self, epoch: int, err: np.ndarray) -> BoardContext:
-        """Post this epoch's sigma and error to the board; the peers' context (neutral if unreachable)."""
-        rl = self.cfg.rl
-        post = BoardPost(self.board, self.trial_id, epoch, self._sigma.copy(), err.copy(), rl.peer_quantile,
-                         rl.peer_wait_s)
-        ctx = self.transport.context(post)
-        self.last_context = ctx if ctx is not None else BoardContext.alone(self.num_landmarks)
-        return self.last_context
-
     def _send(self, rows: np.ndarray, obs: np.ndarray, rewards: np.ndarray | None,
               terminated: np.ndarray, truncated: bool = False) -> np.ndarray | None:
         req = StepRequest(self.trial_id, rows, obs[rows], None if rewards is None else rewards[rows],
@@ -279,14 +280,24 @@ class RLSigma(SigmaController):
         if self._closed or (fb.epoch % self.cfg.rl.decision_interval and not last):
             return Decision(ended=st.ended.copy())
         err, loss = np.asarray(fb.val_error_mm, float), np.asarray(fb.train_loss, float)
-        ctx = self._context(fb.epoch, err)
-        peer_median = ctx.peer_median_err if ctx.num_peers else None
-        obs = st.observation(self._sigma, err, loss, fb.epoch, fb.epochs, ctx.features)
-        rewards = self._rewards_due(err, fb.epoch, peer_median, last)
+        rl = self.cfg.rl
+        post = BoardPost(self.board, self.trial_id, fb.epoch, self._sigma.copy(), err.copy(), rl.peer_quantile,
+                         rl.peer_wait_s)
+        own, peer = self._rewards_due(err, fb.epoch, last)
         rows = self._live_rows()
-        terminated = np.append(self.ending[rows[:-1]], False)
-        actions = self._send(rows, obs, rewards, terminated, truncated=last)
-        st.commit(err, fb.epoch, peer_median)
+        request = DecisionRequest(post, rows, st.observation(self._sigma, err, loss, fb.epoch, fb.epochs), own,
+                                  np.append(self.ending[rows[:-1]], False), last, peer)
+        answer = self.transport.decide(request)  # one call: board post, context and actions
+        actions = answer.actions if answer is not None else None
+        ctx = answer.context if answer is not None and answer.context is not None else None
+        self.last_context = ctx if ctx is not None else BoardContext.alone(self.num_landmarks)
+        if actions is None:
+            self.failures += 1
+            self._fresh = True
+        rewards = request.rewards_given(self.last_context)  # what the policy side booked
+        if rewards is not None:
+            self.total_reward += float(rewards[-1])
+        st.commit(err, fb.epoch, self.last_context.peer_median_err if self.last_context.num_peers else None)
         self.ending[:] = False
         reward = None if rewards is None else float(rewards[-1])
         info = {"policy_latency_ms": self.transport.last_latency_ms}
@@ -298,23 +309,23 @@ class RLSigma(SigmaController):
         stop = self._apply(rows, actions, fb.epoch / fb.epochs)
         if stop:  # the trial's last step: every live row's episode terminates here
             still = self._live_rows()
-            self._send(still, obs, st.stop_rewards(err), np.ones(len(still), bool))
+            self._send(still, fill_board(request.obs, self.last_context.features), st.stop_rewards(err),
+                       np.ones(len(still), bool))
             self._closed = True
         return Decision(stop=stop, reward=reward, ended=st.ended.copy(), info=info)
 
-    def _rewards_due(self, err: np.ndarray, epoch: int, peer_median: np.ndarray | None,
-                     last: bool) -> np.ndarray | None:
-        """Rewards of the previous decision; None when the policy holds no pending action for us."""
+    def _rewards_due(self, err: np.ndarray, epoch: int,
+                     last: bool) -> tuple[np.ndarray | None, PeerReward | None]:
+        """Rewards of the previous decision, as `TrialState.reward_parts`; (None, None) when the
+        policy holds no pending action for us."""
         if self._fresh:  # (re)start or lost reply: truncate whatever the policy still holds
             self.transport.end_trial(self.trial_id)
             self.ending[:] = False
             self._fresh = False
-            return None
+            return None, None
         if self.state.prev_err is None:
-            return None
-        rewards = self.state.rewards(err, epoch, peer_median, final=self.ending, trial_final=last)
-        self.total_reward += float(rewards[-1])
-        return rewards
+            return None, None
+        return self.state.reward_parts(err, epoch, final=self.ending, trial_final=last)
 
     def _apply(self, rows: np.ndarray, actions: np.ndarray, progress: float) -> bool:
         live = actions[:, ActionPart.MOVE] != NO_ACTION

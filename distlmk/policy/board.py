@@ -70,35 +70,112 @@ def _features(sigma: np.ndarray, err: np.ndarray, log_ps: np.ndarray, pe: np.nda
     return out, median
 
 
+def _first(e: np.ndarray, v: np.ndarray, j: int) -> np.ndarray:
+    """[L, n] mask of the j lowest errors per landmark in stable (peer) order, `v` [L] the j-th lowest."""
+    first = e <= v[:, None]
+    if np.all(first.sum(axis=1) == j):  # no ties at the j-th lowest (the usual case)
+        return first
+    below, tied = e < v[:, None], e == v[:, None]
+    return below | (tied & (np.cumsum(tied, axis=1) <= j - below.sum(axis=1, keepdims=True)))
+
+
+def _members_features(log_s: np.ndarray, e: np.ndarray, cols: np.ndarray,
+                      quantile: float) -> tuple[np.ndarray, np.ndarray]:
+    """`_features` of several members of one epoch at once, each against all the others: the epoch's
+    log sigma and floored error [L, n] (peer order), the members' columns `cols` [b]. Returns
+    features [b, L, BOARD_DIM] and the peers' median error [b, L].
+
+    A member's peers are the epoch without it, so every order statistic it needs is the epoch's
+    j-th or (j+1)-th lowest, by whether it is itself among the epoch's j lowest (stable order, as
+    `_features` breaks ties). One sort of the epoch serves the whole batch: O(n L log n) once,
+    then O(L) per member, where a post at a time costs O(n L) each."""
+    num_landmarks, n = e.shape
+    b, m = len(cols), n - 1  # m peers each
+    out = np.zeros((b, num_landmarks, BOARD_DIM), np.float32)
+    if m == 0:
+        return out, np.full((b, num_landmarks), np.nan)
+    k = top_count(m, quantile)
+    mids = sorted({(m - 1) // 2, m // 2})
+    part = np.sort(e, axis=1)  # (one sort is faster than a partition at several places)
+    first = {j: _first(e, part[:, j - 1], j) for j in {1, k, k + 1, *(p + 1 for p in mids)}}
+    among = {j: f[:, cols].T for j, f in first.items()}  # [b, L]: the member is among the epoch's j lowest
+
+    def peer_low(p: int) -> np.ndarray:  # [b, L] the (p+1)-th lowest error among a member's peers
+        return np.where(among[p + 1], part[:, p + 1][None, :], part[:, p][None, :])
+
+    median = sum(peer_low(p) for p in mids) / len(mids)
+    own_e, own_ls = e[:, cols].T, log_s[:, cols].T  # [b, L]
+    top_k, top_k1 = (np.where(first[j], log_s, 0.0).sum(axis=1)[None, :] for j in (k, k + 1))
+    top_sum = np.where(among[k], top_k1 - own_ls, top_k)
+    mu = log_s.mean(axis=1)  # spread without itself, centred for accuracy
+    dev2 = ((log_s - mu[:, None]) ** 2).sum(axis=1)
+    var = (dev2[None, :] - (own_ls - mu[None, :]) ** 2) / m - ((mu[None, :] - own_ls) / m) ** 2
+    out[..., _COL[Feature.ERR_VS_MEDIAN]] = np.log(own_e / median)
+    out[..., _COL[Feature.ERR_VS_BEST]] = np.log(own_e / peer_low(0))
+    out[..., _COL[Feature.SIGMA_VS_TOP]] = own_ls - top_sum / k
+    out[..., _COL[Feature.SIGMA_SPREAD]] = np.sqrt(np.maximum(var, 0.0)) if m > 1 else 0.0
+    out[..., _COL[Feature.PEER_COUNT]] = math.log1p(m) / math.log1p(PEER_COUNT_SCALE)
+    return out, median
+
+
 class _Epoch:
-    """Everyone at one epoch as landmark-major matrices in trial-id order (sigma, err: [L, n]).
-    A post inserts or replaces its column (new arrays: what `members` handed out stays as it was),
-    so reading an epoch never restacks its rows."""
+    """Everyone at one epoch as landmark-major matrices in trial-id order (`sigma`, `err`: [L, n],
+    `ids`). A post writes its column into arrival-order storage that grows by doubling (O(L)); the
+    id-order matrices are rebuilt on the first read after a post and are never written in place,
+    so what `members` handed out stays as it was."""
 
     def __init__(self, ids: list[str], sigma: np.ndarray, err: np.ndarray) -> None:
-        self.ids, self.sigma, self.err = ids, sigma, err
+        n = len(ids)
+        self.ids = list(ids)  # sorted trial ids
+        self._cols = list(range(n))  # arrival-order column of each of `ids`
+        self._where = {t: i for i, t in enumerate(ids)}  # trial id -> arrival-order column
+        self._s = np.array(sigma, float, copy=True, ndmin=2)
+        self._e = np.array(err, float, copy=True, ndmin=2)
+        self._n = n
+        self._view: tuple[np.ndarray, np.ndarray] | None = (self._s[:, :n].copy(), self._e[:, :n].copy())
+
+    @property
+    def sigma(self) -> np.ndarray:
+        return self._read()[0]
+
+    @property
+    def err(self) -> np.ndarray:
+        return self._read()[1]
+
+    def _read(self) -> tuple[np.ndarray, np.ndarray]:
+        if self._view is None:
+            order = np.asarray(self._cols, np.intp)
+            self._view = (self._s[:, order], self._e[:, order])
+        return self._view
 
     def put(self, trial_id: str, sigma: np.ndarray, err: np.ndarray) -> bool:
         """Book one member's column; False if its landmark count differs (the caller drops this cache)."""
-        if not self.ids:  # an epoch read before anyone posted it
-            self.sigma, self.err = np.zeros((len(err), 0)), np.zeros((len(err), 0))
-        if len(err) != self.err.shape[0]:
+        if not self.ids and self._e.shape[0] != len(err):  # an epoch read before anyone posted it
+            self._s, self._e = np.zeros((len(err), 4)), np.zeros((len(err), 4))
+        if len(err) != self._e.shape[0]:
             return False
-        i = bisect.bisect_left(self.ids, trial_id)
-        if i < len(self.ids) and self.ids[i] == trial_id:
-            self.sigma, self.err = self.sigma.copy(), self.err.copy()
-            self.sigma[:, i], self.err[:, i] = sigma, err
-        else:
+        col = self._where.get(trial_id)
+        if col is None:
+            if self._n == self._e.shape[1]:  # full: double the storage
+                grow = max(4, self._n)
+                self._s = np.concatenate([self._s, np.zeros((len(err), grow))], axis=1)
+                self._e = np.concatenate([self._e, np.zeros((len(err), grow))], axis=1)
+            col = self._where[trial_id] = self._n
+            self._n += 1
+            i = bisect.bisect_left(self.ids, trial_id)
             self.ids.insert(i, trial_id)
-            self.sigma, self.err = np.insert(self.sigma, i, sigma, axis=1), np.insert(self.err, i, err, axis=1)
+            self._cols.insert(i, col)
+        self._s[:, col], self._e[:, col] = sigma, err
+        self._view = None
         return True
 
     def others(self, trial_id: str) -> tuple[np.ndarray, np.ndarray]:
         """Every column but `trial_id`'s: (sigma, err [L, n]) copies."""
+        sigma, err = self._read()
         i = bisect.bisect_left(self.ids, trial_id)
         if i < len(self.ids) and self.ids[i] == trial_id:
-            return np.delete(self.sigma, i, axis=1), np.delete(self.err, i, axis=1)
-        return self.sigma.copy(), self.err.copy()
+            return np.delete(sigma, i, axis=1), np.delete(err, i, axis=1)
+        return sigma.copy(), err.copy()
 
 
 class Board:
@@ -111,7 +188,7 @@ class Board:
         self.missed: set[str] = set()  # members a wait timed out on: not waited for until they post
         self._latest: dict[str, int] = {}  # each member's last epoch on the board
         self._stacks: dict[int, _Epoch | None] = {}  # built on first read, then kept up to date; None: mixed L
-        self._pending: dict[int, list[str]] = {}  # waiting_for's answers until the board changes
+        self._live_at: dict[int, int] = {}  # last epoch -> how many live members (not left, not missed) have it
 
     # --- writing ------------------------------------------------------------------------
     def post(self, trial_id: str, epoch: int, sigma, err) -> None:
@@ -128,21 +205,31 @@ class Board:
         if stack is not None and not stack.put(trial_id, *row):
             self._stacks[epoch] = None
         mine.add(epoch)
+        self._not_live(trial_id)
         self._latest[trial_id] = epoch  # every later row went above
         self.left.discard(trial_id)
         self.missed.discard(trial_id)
-        self._pending.clear()
+        self._live_at[epoch] = self._live_at.get(epoch, 0) + 1
+
+    def _live(self, trial_id: str) -> bool:
+        return trial_id in self._latest and trial_id not in self.left and trial_id not in self.missed
+
+    def _not_live(self, trial_id: str) -> None:
+        """Take a live member out of the counts (it posts anew, leaves, or is missed)."""
+        if self._live(trial_id):
+            self._live_at[self._latest[trial_id]] -= 1
 
     def leave(self, trial_id: str) -> None:
         """The member ended: its rows stay (peers at those epochs), nobody waits for it."""
         if trial_id in self.epochs:
+            self._not_live(trial_id)
             self.left.add(trial_id)
-            self._pending.clear()
 
     def mark_missed(self, trial_ids) -> None:
         """A wait timed out on these members: not waited for again until they post."""
-        self.missed.update(trial_ids)
-        self._pending.clear()
+        for t in set(trial_ids):
+            self._not_live(t)
+            self.missed.add(t)
 
     # --- reading ------------------------------------------------------------------------
     def _epoch(self, epoch: int) -> _Epoch | None:
@@ -191,17 +278,52 @@ class Board:
     def waiting_for(self, epoch: int, trial_id: str | None = None) -> list[str]:
         """Known live members (other than `trial_id`) that have not reached `epoch` yet: not ended,
         not past a missed wait, and whose last posted epoch is earlier."""
-        if epoch not in self._pending:
-            self._pending[epoch] = [t for t, last in self._latest.items()
-                                    if last < epoch and t not in self.left and t not in self.missed]
-        return [t for t in self._pending[epoch] if t != trial_id]
+        return [t for t, last in self._latest.items()
+                if last < epoch and t != trial_id and t not in self.left and t not in self.missed]
+
+    def num_waiting(self, epoch: int, trial_id: str | None = None) -> int:
+        """len(waiting_for(epoch, trial_id)) from per-epoch counts: O(epochs), not O(members)."""
+        n = sum(c for e, c in self._live_at.items() if e < epoch)
+        return n - int(trial_id is not None and self._live(trial_id) and self._latest[trial_id] < epoch)
+
+    def contexts(self, posts: list[BoardPost]) -> list[BoardContext]:
+        """`context` of many posts (already on the board): the posts to one epoch with one quantile
+        and no rule share one pass over that epoch (`_members_features`)."""
+        out: list[BoardContext | None] = [None] * len(posts)
+        groups: dict[tuple[int, float], list[int]] = {}
+        for i, p in enumerate(posts):
+            groups.setdefault((int(p.epoch), float(p.quantile)), []).append(i)
+        for (epoch, quantile), idx in groups.items():
+            stack = self._epoch(epoch)
+            batch = []
+            for i in idx:
+                p = posts[i]
+                col = bisect.bisect_left(stack.ids, p.trial_id) if stack is not None else -1
+                if (p.rule is None and stack is not None and col < len(stack.ids)
+                        and stack.ids[col] == p.trial_id and stack.err.shape[0] == len(p.err)
+                        and np.array_equal(stack.err[:, col], p.err) and np.array_equal(stack.sigma[:, col], p.sigma)):
+                    batch.append((i, col))
+                else:  # a rule, mixed landmark counts, or a post the board no longer holds as sent
+                    out[i] = self._context_one(p)
+            if batch:
+                feats, median = _members_features(np.log(stack.sigma), np.maximum(stack.err, 1e-6),
+                                                  np.array([c for _, c in batch]), quantile)
+                for j, (i, _) in enumerate(batch):
+                    out[i] = BoardContext(feats[j], median[j], len(stack.ids) - 1)
+        return out  # type: ignore[return-value]
 
     def context(self, post: BoardPost, waited_s: float = 0.0) -> BoardContext:
         """The features of a post (already on the board) against its peers; the rule's sigma if asked."""
+        ctx = self._context_one(post) if post.rule is not None else self.contexts([post])[0]
+        ctx.waited_s = waited_s
+        return ctx
+
+    def _context_one(self, post: BoardPost) -> BoardContext:
+        """`context` from a rebuild of the post's peers (any post: a rule, mixed landmark counts)."""
         sigma, err = np.asarray(post.sigma, float), np.asarray(post.err, float)
         ps, pe = self._peers_lm(post.trial_id, post.epoch, len(err))
         feats, median = _features(sigma, err, np.log(ps), np.maximum(pe, 1e-6), post.quantile)
-        ctx = BoardContext(feats, median, pe.shape[1], waited_s)
+        ctx = BoardContext(feats, median, pe.shape[1])
         if post.rule is not None:
             rng = np.random.default_rng([zlib.crc32(post.trial_id.encode()), int(post.epoch), post.rule.seed])
             ctx.sigma_next, ctx.exploited = landmark_pbt_sigma(sigma, err, ps.T, pe.T, post.rule, rng)
@@ -248,6 +370,17 @@ class Boards:
         board = self[post.board]
         board.post(post.trial_id, post.epoch, post.sigma, post.err)
         return board
+
+    def contexts(self, posts: list[BoardPost]) -> list[BoardContext]:
+        """`Board.contexts` of posts already on their boards, each board's in one pass."""
+        out: list[BoardContext | None] = [None] * len(posts)
+        by_board: dict[str, list[int]] = {}
+        for i, p in enumerate(posts):
+            by_board.setdefault(p.board, []).append(i)
+        for name, idx in by_board.items():
+            for i, ctx in zip(idx, self[name].contexts([posts[i] for i in idx]), strict=True):
+                out[i] = ctx
+        return out  # type: ignore[return-value]
 
     def answer(self, post: BoardPost) -> BoardContext:
         """Post and answer at once (no waiting: in-process populations step in lock step)."""

@@ -15,7 +15,7 @@ import numpy as np
 
 from distlmk.policy.board import Boards
 from distlmk.policy.core import PolicyCore
-from distlmk.protocol import KEEP_MOVE, ActionPart, BoardContext, BoardPost, StepRequest
+from distlmk.protocol import KEEP_MOVE, ActionPart, BoardContext, BoardPost, Decided, DecisionRequest, StepRequest
 
 
 class LocalBoards:
@@ -30,6 +30,14 @@ class LocalBoards:
     def context(self, post: BoardPost) -> BoardContext:
         ctx = self.boards.answer(post)
         return BoardContext.alone(len(post.err)) if self.blind else ctx
+
+    def decide(self, request: DecisionRequest) -> Decided:
+        """What the server's `decide` does, in process: post, context, the completed step."""
+        ctx = self.context(request.post)
+        return Decided(self.step(request.complete(ctx)), ctx)
+
+    def step(self, request: StepRequest) -> np.ndarray:
+        raise NotImplementedError  # the transports below answer steps
 
     def leave(self, trial_id: str) -> None:
         self.boards.leave(trial_id)

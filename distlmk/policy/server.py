@@ -1,11 +1,12 @@
 """The policy server: one named, restartable async Ray actor around `PolicyCore`.
 
 Requests that arrive within `batch_wait_ms` of each other are answered with one forward
-pass. The server also holds the populations' boards (`distlmk.policy.board`): `context`
-books a member's post and answers its features against the peers at the same epoch, after
-waiting (at most the post's `wait_s`) until every known live member of that population has
-posted the epoch; a member a wait timed out on is not waited for again until it posts, one
-that `leave`s never. The boards live in memory: a restarted server starts with empty boards
+pass. The server also holds the populations' boards (`distlmk.policy.board`): `decide` (an rl
+trial's one call per decision) and `context` book a member's post and, after waiting (at most
+the post's `wait_s`) until every known live member of that population has posted the epoch,
+compute its features against the peers at the same epoch; a member a wait timed out on is not
+waited for again until it posts, one that `leave`s never. The decisions of one flush get their
+board contexts in one pass per (population, epoch) (`Boards.contexts`), then one forward pass. The boards live in memory: a restarted server starts with empty boards
 (features read as "alone" until peers post again). PPO updates run in a worker thread, so serving continues (with the previous
 weights) while the Learner trains; the inference module is re-synced afterwards. After
 every update the LearnerGroup is saved atomically under `checkpoint_dir`; a restarted
@@ -28,7 +29,7 @@ import ray
 from distlmk.atomic import atomic_write_dir, atomic_write_json
 from distlmk.config import PolicyConfig, from_dict, to_dict
 from distlmk.policy.board import Boards
-from distlmk.protocol import BoardContext, BoardPost, StepRequest
+from distlmk.protocol import BoardContext, BoardPost, Decided, DecisionRequest, StepRequest
 from distlmk.rundir import POLICY_LATEST, POLICY_UPDATES, SERVER_STATE
 
 log = logging.getLogger("distlmk.policy")
@@ -65,7 +66,7 @@ class PolicyServer:
             warm_start(self.core, sigma_cfg)
             self.restored_from = f"simulator warm start ({self.cfg.pretrain_rounds} rounds)"
         self.started = time.time()
-        self.queue: list[tuple[StepRequest, asyncio.Future]] = []
+        self.queue: list[tuple[StepRequest | DecisionRequest, asyncio.Future, float]] = []  # (request, answer, waited_s)
         self.flush_handle: asyncio.TimerHandle | None = None
         self.training: asyncio.Task | None = None
         self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
@@ -85,12 +86,21 @@ class PolicyServer:
 
     # --- serving --------------------------------------------------------------------
     async def step(self, request: StepRequest) -> np.ndarray:
+        return await self._enqueue(request)
+
+    async def decide(self, request: DecisionRequest) -> Decided:
+        """An rl trial's decision in one call: book its post, wait (bounded) for its peers, then its
+        step, completed from the board's context, in the next flush."""
+        waited = await self._post_and_wait(request.post)
+        return await self._enqueue(request, waited)
+
+    def _enqueue(self, request: StepRequest | DecisionRequest, waited_s: float = 0.0) -> asyncio.Future:
         loop = asyncio.get_running_loop()
         fut = loop.create_future()
-        self.queue.append((request, fut))
+        self.queue.append((request, fut, waited_s))
         if self.flush_handle is None:
             self.flush_handle = loop.call_later(self.cfg.batch_wait_ms / 1000.0, self._flush)
-        return await fut
+        return fut
 
     def _flush(self) -> None:
         batch, self.queue, self.flush_handle = self.queue, [], None
@@ -99,16 +109,22 @@ class PolicyServer:
         self.batch_sizes.append(len(batch))
         self.batch_sizes = self.batch_sizes[-1000:]
         try:
-            actions = self.core.act([r for r, _ in batch])
+            decisions = [(i, r) for i, (r, _, _) in enumerate(batch) if isinstance(r, DecisionRequest)]
+            contexts = dict(zip((i for i, _ in decisions),
+                                self.boards.contexts([r.post for _, r in decisions]), strict=True))
+            for i, ctx in contexts.items():
+                ctx.waited_s = batch[i][2]
+            actions = self.core.act([r.complete(contexts[i]) if i in contexts else r
+                                     for i, (r, _, _) in enumerate(batch)])
         except Exception as e:  # answer every waiter; the trials keep their sigmas
             log.exception("policy forward failed")
-            for _, fut in batch:
+            for _, fut, _ in batch:
                 if not fut.done():
                     fut.set_exception(e)
             return
-        for (_, fut), a in zip(batch, actions, strict=True):
+        for i, ((_, fut, _), a) in enumerate(zip(batch, actions, strict=True)):
             if not fut.done():
-                fut.set_result(a)
+                fut.set_result(Decided(a, contexts[i]) if i in contexts else a)
         if self.training is None and self.core.ready_to_train():
             self.training = asyncio.ensure_future(self._train())
 
@@ -152,17 +168,23 @@ class PolicyServer:
     def _release_waiters(self) -> None:
         """Wake the waits of every (board, epoch) nobody is pending for any more."""
         for key, done in list(self._board_waiters.items()):
-            if not self.boards[key[0]].waiting_for(key[1]):
+            if not self.boards[key[0]].num_waiting(key[1]):
                 done.set()
                 del self._board_waiters[key]
 
     async def context(self, post: BoardPost) -> BoardContext:
         """Book the post, wait (bounded) for the population's live members to post this epoch,
         answer the board context against the peers at this epoch."""
+        waited = await self._post_and_wait(post)
+        return self.boards[post.board].context(post, waited)
+
+    async def _post_and_wait(self, post: BoardPost) -> float:
+        """Book the post; wait (at most `post.wait_s`) until no live member of its population is
+        still to post this epoch. The seconds waited."""
         board = self.boards.post(post)
         self._release_waiters()
         t0 = time.perf_counter()
-        if post.wait_s > 0 and board.waiting_for(post.epoch, post.trial_id):
+        if post.wait_s > 0 and board.num_waiting(post.epoch, post.trial_id):
             self.board_waits["waits"] += 1
             key = (post.board, int(post.epoch))
             done = self._board_waiters.setdefault(key, asyncio.Event())
@@ -174,7 +196,7 @@ class PolicyServer:
                 self._release_waiters()
         waited = time.perf_counter() - t0
         self.board_waits["waited_s"] += waited
-        return board.context(post, waited)
+        return waited
 
     async def leave(self, trial_id: str) -> None:
         """The trial is over: no board waits for it any more (its rows stay)."""
