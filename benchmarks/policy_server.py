@@ -243,7 +243,7 @@ def main() -> None:
     ap.add_argument("--scale-trials", type=int, nargs="*", default=[256, 1024],
                     help="simulated trials of one population for context vs step vs no-op (none: skip)")
     ap.add_argument("--scale-decisions", type=int, default=5, help="decisions per trial in the scale comparison")
-    ap.add_argument("--repeats", type=int, default=2, help="alternating repeats of each scale mode")
+    ap.add_argument("--repeats", type=int, default=3, help="alternating repeats of each scale mode")
     args = ap.parse_args()
     t_start = time.perf_counter()
     init_ray(None, num_cpus=2, log_to_driver=False)

@@ -61,7 +61,7 @@ The trial row gets the landmark mean minus `epoch_cost` per epoch spent.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import IntEnum
 
 import gymnasium as gym
@@ -127,28 +127,47 @@ REWARD_FORMS = ("peer", "own", "terminal")
 
 
 class Wire:
-    """A protocol message crosses Ray as a tuple of plain values and raw array bytes, not as pickled
-    numpy arrays: pickling a small array costs ~10 us, its bytes well under 1 us, and a decision
-    carries ~8 of them (see `benchmarks/policy_server.py`). Arrays come back as writable copies."""
+    """A protocol message crosses Ray as one flat tuple of plain values and raw array bytes, not as
+    pickled dataclasses and numpy arrays: pickling a small array costs ~10 us and every class
+    reference more, while a decision carries ~8 arrays in 3 classes (see
+    `benchmarks/policy_server.py`). Arrays come back as writable copies."""
+
+    def __init_subclass__(cls, **kw) -> None:
+        super().__init_subclass__(**kw)
+        _WIRE_TYPES[cls.__name__] = cls
 
     def __reduce__(self):
-        fields = _FIELDS.get(type(self)) or _FIELDS.setdefault(type(self), [f.name for f in dataclasses.fields(self)])
-        values, arrays = [], 0
-        for i, name in enumerate(fields):
-            v = getattr(self, name)
-            if isinstance(v, np.ndarray):
-                arrays |= 1 << i
-                v = (v.dtype.str, v.shape, v.tobytes())
-            values.append(v)
-        return _from_wire, (type(self), arrays, tuple(values))
+        return _from_wire, (_to_wire(self),)
 
 
+_WIRE_TYPES: dict[str, type] = {}
 _FIELDS: dict[type, list[str]] = {}
 
 
-def _from_wire(cls: type, arrays: int, values: tuple):
-    return cls(*(np.frombuffer(v[2], dtype=v[0]).reshape(v[1]).copy() if arrays >> i & 1 else v
-                 for i, v in enumerate(values)))
+def _to_wire(msg: Wire) -> tuple:
+    """(class name, array fields mask, nested message fields mask, values)."""
+    cls = type(msg)
+    names = _FIELDS.get(cls) or _FIELDS.setdefault(cls, [f.name for f in dataclasses.fields(msg)])
+    values, arrays, nested = [], 0, 0
+    for i, name in enumerate(names):
+        v = getattr(msg, name)
+        if isinstance(v, np.ndarray):
+            arrays |= 1 << i
+            v = (v.dtype.str, v.shape, v.tobytes())
+        elif isinstance(v, Wire):
+            nested |= 1 << i
+            v = _to_wire(v)
+        values.append(v)
+    return cls.__name__, arrays, nested, tuple(values)
+
+
+def _from_wire(wire: tuple):
+    name, arrays, nested, values = wire
+    return _WIRE_TYPES[name](*(
+        np.frombuffer(v[2], dtype=v[0]).reshape(v[1]).copy() if arrays >> i & 1
+        else _from_wire(v) if nested >> i & 1 else v
+        for i, v in enumerate(values)
+    ))
 
 
 @dataclass
@@ -199,7 +218,7 @@ class BoardContext(Wire):
     num_peers: int
     waited_s: float = 0.0
     sigma_next: np.ndarray | None = None  # [L] landmark_pbt's answer (None without a rule)
-    exploited: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))  # [L] landmarks whose sigma was taken
+    exploited: np.ndarray | None = None  # [L] landmarks whose sigma was taken (with a rule)
 
     @staticmethod
     def alone(num_landmarks: int) -> BoardContext:

@@ -70,12 +70,12 @@ def _features(sigma: np.ndarray, err: np.ndarray, log_ps: np.ndarray, pe: np.nda
     return out, median
 
 
-def _first(e: np.ndarray, v: np.ndarray, j: int) -> np.ndarray:
-    """[L, n] mask of the j lowest errors per landmark in stable (peer) order, `v` [L] the j-th lowest."""
-    first = e <= v[:, None]
-    if np.all(first.sum(axis=1) == j):  # no ties at the j-th lowest (the usual case)
-        return first
-    below, tied = e < v[:, None], e == v[:, None]
+def _lowest(e: np.ndarray, part: np.ndarray, j: int) -> np.ndarray:
+    """[L, n] mask of the j lowest errors per landmark in stable (peer) order; `part` is `e` sorted."""
+    v = part[:, j - 1 : j]
+    if j == e.shape[1] or np.all(v[:, 0] < part[:, j]):  # no tie across the j-th lowest (the usual case)
+        return e <= v
+    below, tied = e < v, e == v
     return below | (tied & (np.cumsum(tied, axis=1) <= j - below.sum(axis=1, keepdims=True)))
 
 
@@ -97,18 +97,25 @@ def _members_features(log_s: np.ndarray, e: np.ndarray, cols: np.ndarray,
     k = top_count(m, quantile)
     mids = sorted({(m - 1) // 2, m // 2})
     part = np.sort(e, axis=1)  # (one sort is faster than a partition at several places)
-    first = {j: _first(e, part[:, j - 1], j) for j in {1, k, k + 1, *(p + 1 for p in mids)}}
-    among = {j: f[:, cols].T for j, f in first.items()}  # [b, L]: the member is among the epoch's j lowest
+    own_e, own_ls = e[:, cols].T, log_s[:, cols].T  # [b, L]
+    lowest = {j: _lowest(e, part, j) for j in (k, k + 1)}  # the top quantile's members, with and without a member
+
+    def among(j: int) -> np.ndarray:  # [b, L]: the member is among the epoch's j lowest
+        if j in lowest:
+            return lowest[j][:, cols].T
+        if np.all(part[:, j - 1] < part[:, j]):  # no tie across the j-th lowest: compare values
+            return own_e <= part[:, j - 1][None, :]
+        return _lowest(e, part, j)[:, cols].T
 
     def peer_low(p: int) -> np.ndarray:  # [b, L] the (p+1)-th lowest error among a member's peers
-        return np.where(among[p + 1], part[:, p + 1][None, :], part[:, p][None, :])
+        return np.where(among(p + 1), part[:, p + 1][None, :], part[:, p][None, :])
 
     median = sum(peer_low(p) for p in mids) / len(mids)
-    own_e, own_ls = e[:, cols].T, log_s[:, cols].T  # [b, L]
-    top_k, top_k1 = (np.where(first[j], log_s, 0.0).sum(axis=1)[None, :] for j in (k, k + 1))
-    top_sum = np.where(among[k], top_k1 - own_ls, top_k)
+    top_k, top_k1 = (np.einsum("ln,ln->l", lowest[j], log_s)[None, :] for j in (k, k + 1))
+    top_sum = np.where(among(k), top_k1 - own_ls, top_k)
     mu = log_s.mean(axis=1)  # spread without itself, centred for accuracy
-    dev2 = ((log_s - mu[:, None]) ** 2).sum(axis=1)
+    dev = log_s - mu[:, None]
+    dev2 = np.einsum("ln,ln->l", dev, dev)
     var = (dev2[None, :] - (own_ls - mu[None, :]) ** 2) / m - ((mu[None, :] - own_ls) / m) ** 2
     out[..., _COL[Feature.ERR_VS_MEDIAN]] = np.log(own_e / median)
     out[..., _COL[Feature.ERR_VS_BEST]] = np.log(own_e / peer_low(0))
