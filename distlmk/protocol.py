@@ -253,11 +253,14 @@ class PeerReward(Wire):
     scale: float  # reward_scale
     trial_cost: float  # epoch_cost * epochs since the previous decision
 
-    def rewards(self, own: np.ndarray, err: np.ndarray, peer_median: np.ndarray | None) -> np.ndarray:
-        """[L+1] from the own-form rewards `own` [L+1] and this epoch's error and peers' median [L]."""
-        peer = self.scale * (self.prev_rel - log_ratio_to_peers(err, peer_median))
-        lm = np.where(np.isfinite(peer), peer, own[:-1])
-        return np.append(lm, lm.mean() - self.trial_cost).astype(np.float32)
+    def rewards(self, own: np.ndarray, rel: np.ndarray) -> np.ndarray:
+        """[L+1] from the own-form rewards `own` [L+1] and this epoch's log(err / peers' median) [L]
+        (`log_ratio_to_peers`)."""
+        peer = self.scale * (self.prev_rel - rel)
+        out = np.empty(len(own), np.float32)
+        out[:-1] = np.where(np.isfinite(peer), peer, own[:-1])
+        out[-1] = out[:-1].sum(dtype=np.float64) / max(len(peer), 1) - self.trial_cost
+        return out
 
 
 @dataclass
@@ -273,19 +276,25 @@ class DecisionRequest(Wire):
     peer: PeerReward | None = None  # the peer form: rewards finished from the context
 
     def rewards_given(self, ctx: BoardContext | None) -> np.ndarray | None:
-        """The previous decision's rewards [L+1] once the board's context is known (None: alone)."""
-        if self.rewards is None or self.peer is None:
+        """The previous decision's rewards [L+1] once the board's context is known (None, or no
+        peers: the own form, which is what the peer form falls back to on every landmark)."""
+        if self.rewards is None or self.peer is None or ctx is None or not ctx.num_peers:
             return self.rewards
-        median = ctx.peer_median_err if ctx is not None and ctx.num_peers else None
-        return self.peer.rewards(self.rewards, np.asarray(self.post.err, float), median)
+        return self.peer.rewards(self.rewards, log_ratio_to_peers(self.post.err, ctx.peer_median_err))
 
     def complete(self, ctx: BoardContext | None) -> StepRequest:
-        """The step this decision sends, its board columns and rewards taken from `ctx` (None: alone)."""
-        features = ctx.features if ctx is not None else np.zeros((len(self.post.err), BOARD_DIM), np.float32)
-        obs = fill_board(self.obs, features)
+        """The step this decision sends, its board columns and rewards taken from `ctx` (None: alone).
+        On the server's hot path: a handful of numpy calls, no copy of rows that are all wanted."""
+        obs = self.obs.copy()
+        if ctx is not None and ctx.num_peers:  # alone: the board's columns stay 0
+            board = obs[:, _BOARD_COLS]  # a view: the landmark rows, then the trial row's means
+            board[:-1] = ctx.features
+            board[-1] = ctx.features.sum(axis=0, dtype=np.float64) / len(ctx.features)
+            np.clip(board, -OBS_LIMIT, OBS_LIMIT, out=board)
         rewards = self.rewards_given(ctx)
-        return StepRequest(self.post.trial_id, self.rows, obs[self.rows],
-                           None if rewards is None else rewards[self.rows], self.terminated, self.truncated)
+        if len(self.rows) < len(obs):  # some landmarks ended: their rows are not sent
+            obs, rewards = obs[self.rows], None if rewards is None else rewards[self.rows]
+        return StepRequest(self.post.trial_id, self.rows, obs, rewards, self.terminated, self.truncated)
 
 
 @dataclass

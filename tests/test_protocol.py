@@ -148,13 +148,15 @@ def test_one_call_decision_completes_to_the_rows_and_rewards_of_their_definition
     p.observation(sigma, err0, np.ones(3), 1, 10)
     p.commit(err0, 1, np.array([12.0, 5.0, 6.0]))
     board = np.random.default_rng(0).normal(0, 1, (3, BOARD_DIM)).astype(np.float32)
-    ctx = BoardContext(board, np.array([9.0, 5.0, 5.0]), 4)
+    median = np.array([9.0, 5.0, 5.0])
+    board[:, BOARD_FEATURES.index(F.ERR_VS_MEDIAN)] = np.log(err1 / median)  # as the board computes it
+    ctx = BoardContext(board, median, 4)
     own, peer = p.reward_parts(err1, 3)
     rows = np.array([0, 2, 3])  # landmark 1 ended earlier
     req = DecisionRequest(BoardPost("pop", "x", 3, sigma, err1), rows, p.observation(sigma, err1, np.ones(3), 3, 10),
                           own, np.zeros(3, bool), False, peer)
     step = req.complete(ctx)
-    np.testing.assert_allclose(step.obs, p.observation(sigma, err1, np.ones(3), 3, 10, board)[rows], rtol=1e-6)
+    np.testing.assert_allclose(step.obs, p.observation(sigma, err1, np.ones(3), 3, 10, board)[rows], atol=1e-6)
     np.testing.assert_allclose(step.rewards, p.rewards(err1, 3, ctx.peer_median_err)[rows], rtol=1e-6)
     assert step.trial_id == "x" and list(step.rows) == [0, 2, 3]
     lonely = req.complete(None)

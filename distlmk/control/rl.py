@@ -168,7 +168,7 @@ class TrialState:
         `sigma.rl.reward`; `peer_median` [L] the peers' median error now (nan/None: no peers);
         `final` [L] the landmark rows whose last step this is, `trial_final` the trial row's."""
         own, peer = self.reward_parts(err, epoch, final, trial_final)
-        return own if peer is None else peer.rewards(own, err, peer_median)
+        return own if peer is None else peer.rewards(own, log_ratio_to_peers(err, peer_median))
 
     def reward_parts(self, err: np.ndarray, epoch: int, final: np.ndarray | None = None,
                      trial_final: bool = False) -> tuple[np.ndarray, PeerReward | None]:
