@@ -93,12 +93,6 @@ def test_pbt_rejects_mixed_methods(tmp_path):
         run_search(cfg, out_dir=str(tmp_path))
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "known defect, not yet understood: in 2 of 3 fresh-clone CI runs (since simulated trials start without "
-    "torch, i.e. faster) every exploited member reported one epoch after its exploit and then ended (status "
-    "'cut', Tune: TERMINATED, no error), so the population stopped early; the arena's PBT/PB2 stages (real "
-    "networks, 8 epochs) completed in both arena runs. Quarantined, not weakened: a pass shows as XPASS, "
-    "and the assertions below are unchanged"))
 def test_pbt_exploits_truncate_episodes_without_crash(ray_session, tmp_path):
     # 4 seeds whose cost models keep their order (seed 0 worst, 4 best); synchronous PBT ranks all
     # four at epochs 2, 4, 6, 8 and the worst (quantile 1/4: one trial) exploits the best each time
@@ -133,3 +127,49 @@ def test_asha_population_runs(ray_session, tmp_path):
     assert len(summary) == 8 and "error" not in set(summary["status"])
     assert summary["epochs"].min() < cfg.experiment.train.epochs  # ASHA cut the weaker trials
     assert set(summary.loc[summary["epochs"] < cfg.experiment.train.epochs, "status"]) == {"cut"}
+
+
+def test_exploiting_a_member_whose_save_is_still_out_leaves_it_paused_not_stopped():
+    """Replays, on Tune's own controller code, the race that ended exploited members after one epoch:
+    synchronous PBT exploits a member whose sync-point save has not come back yet. Tune 2.58's
+    pause caches a STOP for it (ray-project/ray#57906), which our PBT drops before it pauses."""
+    from types import SimpleNamespace
+
+    from ray.train import Checkpoint
+    from ray.tune.execution.tune_controller import TuneController
+    from ray.tune.experiment import Trial
+    from ray.tune.schedulers import PopulationBasedTraining
+    from ray.tune.schedulers.pbt import _PBTTrialState
+
+    from distlmk.population.search import IdentityKeepingPBT
+
+    def replay(scheduler_exploit):
+        controller = object.__new__(TuneController)  # Tune's pause/stop code on a controller without Ray
+        target = Trial("__fake", config={"trial": {"index": 0}, "lr": 0.001}, stub=True, trial_id="target")
+        donor = Trial("__fake", config={"trial": {"index": 3}, "lr": 0.002}, stub=True, trial_id="donor")
+        target.set_status(Trial.RUNNING)  # reported the sync point; PBT's PAUSE waits for its save
+        target.temporary_state.saving_to = object()
+        controller._cached_trial_decisions = {"target": "PAUSE"}
+        controller._trial_to_actor, controller._actor_to_trial = {target: "actor"}, {"actor": target}
+        controller._actor_manager = SimpleNamespace(clear_actor_task_futures=lambda tracked_actor: None)
+        controller._remove_actor = controller._mark_trial_to_checkpoint = lambda *a, **k: None
+        controller._maybe_cache_trial_actor = lambda trial: False
+        controller._set_trial_status = lambda trial, status: trial.set_status(status)
+        pbt = IdentityKeepingPBT(time_attr="training_iteration", max_t=10, perturbation_interval=2, synch=True,
+                                 hyperparam_mutations={"lr": [0.001, 0.002]}, metric="m", mode="min",
+                                 log_config=False)
+        for t, score in ((target, 2.0), (donor, 1.0)):
+            pbt._trial_state[t] = _PBTTrialState(t)
+            pbt._trial_state[t].last_score, pbt._trial_state[t].last_result = score, {"training_iteration": 2}
+        pbt._trial_state[donor].last_checkpoint = Checkpoint("/tmp/donor-checkpoint")
+        wrapper = SimpleNamespace(pause_trial=lambda trial, should_checkpoint=True: TuneController.pause_trial(
+            controller, trial, should_checkpoint))
+        scheduler_exploit(pbt, wrapper, target, donor)
+        return target, controller._cached_trial_decisions
+
+    target, cached = replay(IdentityKeepingPBT._exploit)
+    assert target.status == Trial.PAUSED and "target" not in cached  # resumes from the donor, not stopped
+    assert target.config["trial"] == {"index": 0} and target.config["pbt"]["donor"] == "donor"
+    assert target.checkpoint.path == "/tmp/donor-checkpoint"
+    _, unpatched = replay(PopulationBasedTraining._exploit)  # Tune's own exploit: the stale STOP
+    assert unpatched == {"target": "STOP"}

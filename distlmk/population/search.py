@@ -18,6 +18,7 @@ from pathlib import Path
 
 import ray
 from ray import tune
+from ray.tune.experiment import Trial
 
 from distlmk import rundir
 from distlmk import schema as S
@@ -79,6 +80,17 @@ class _KeepsIdentity:
         if result.get(self._time_attr, 0) >= self.max_t:
             return tune.schedulers.TrialScheduler.CONTINUE
         return super().on_trial_result(tune_controller, trial, result)
+
+    def _exploit(self, tune_controller, trial, trial_to_clone):
+        # Ray 2.58: synchronous PBT pauses every member that reaches the sync point, with a save. When
+        # the last member's result starts the exploit while an exploited member's save is still out,
+        # pausing it again (without a save) caches a STOP, and the member is terminated after its first
+        # result from the donor's checkpoint (ray-project/ray#57906; fix proposed in #61448). The save
+        # still out is of the member's own checkpoint, which the exploit replaces by the donor's: drop
+        # it first, so the pause leaves nothing cached. `test_population` replays this on Tune's code.
+        if trial.status == Trial.RUNNING and trial.is_saving:
+            trial.temporary_state.saving_to = None
+        super()._exploit(tune_controller, trial, trial_to_clone)
 
     def _get_new_config(self, trial, trial_to_clone):
         new_config, operations = super()._get_new_config(trial, trial_to_clone)
