@@ -235,12 +235,13 @@ def log_ratio_to_peers(err: np.ndarray, peer_median: np.ndarray | None) -> np.nd
 
 def fill_board(obs: np.ndarray, features: np.ndarray) -> np.ndarray:
     """Rows [L+1, OBS_DIM] (landmarks, then the trial row) with the board's columns set from
-    `features` [L, BOARD_DIM]; the trial row takes their landmark means. A new array."""
-    out = np.array(obs, np.float32)  # the own columns arrive clipped
-    board = np.empty((len(features) + 1, BOARD_DIM))
+    `features` [L, BOARD_DIM]; the trial row takes their landmark means. A new array (the own
+    columns arrive clipped; only the board's block is written and clipped, in place)."""
+    out = np.array(obs, np.float32)
+    board = out[:, _BOARD_COLS]  # a view
     board[:-1] = features
-    board[-1] = board[:-1].mean(axis=0) if len(features) else 0.0
-    out[:, _BOARD_COLS] = np.clip(board, -OBS_LIMIT, OBS_LIMIT)
+    board[-1] = np.sum(features, axis=0, dtype=np.float64) / len(features) if len(features) else 0.0
+    np.clip(board, -OBS_LIMIT, OBS_LIMIT, out=board)
     return out
 
 
@@ -285,12 +286,8 @@ class DecisionRequest(Wire):
     def complete(self, ctx: BoardContext | None) -> StepRequest:
         """The step this decision sends, its board columns and rewards taken from `ctx` (None: alone).
         On the server's hot path: a handful of numpy calls, no copy of rows that are all wanted."""
-        obs = self.obs.copy()
-        if ctx is not None and ctx.num_peers:  # alone: the board's columns stay 0
-            board = obs[:, _BOARD_COLS]  # a view: the landmark rows, then the trial row's means
-            board[:-1] = ctx.features
-            board[-1] = ctx.features.sum(axis=0, dtype=np.float64) / len(ctx.features)
-            np.clip(board, -OBS_LIMIT, OBS_LIMIT, out=board)
+        alone = ctx is None or not ctx.num_peers  # alone: the board's columns stay 0
+        obs = self.obs.copy() if alone else fill_board(self.obs, ctx.features)
         rewards = self.rewards_given(ctx)
         if len(self.rows) < len(obs):  # some landmarks ended: their rows are not sent
             obs, rewards = obs[self.rows], None if rewards is None else rewards[self.rows]

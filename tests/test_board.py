@@ -214,8 +214,9 @@ def _features_by_sorting(sigma, err, peer_sigma, peer_err, quantile):
 
 
 def test_the_incremental_board_equals_its_definition_with_ties_restarts_and_mixed_landmark_counts():
-    """Each epoch's matrices are updated in place by every post (no restacking) and the features use
-    partitions, not sorts: the answers equal a stable sort over a rebuild of the peers, ties included."""
+    """Each epoch's matrices are kept up to date by every post (no restacking from rows) and the
+    features come from one sort of the epoch with each member's own position skipped: the answers
+    equal a stable sort over a rebuild of the peers, ties included."""
     rng = np.random.default_rng(0)
     b = Board()
     for _ in range(400):
