@@ -11,6 +11,14 @@ landmark put its sigma) and its own history. Populations of different policies h
 members (task, start, noise), so errors are compared member by member; returns are not (a
 peer reward is relative to the member's own population). The same frozen policy with every
 board answer neutral must do worse too: it reads the board, not only its own history.
+
+Two simulators (`distlmk.sim`). In the cost model the policy must beat every baseline, the
+landmark_pbt rule included. In the population simulator calibrated on real grid runs (coupled
+landmarks, sigma effects with memory, optima that move during training) it must beat keep, random
+and itself without the board; there the rule still wins after this much training (about 0.06 mm
+after 10 rounds; even after 40 rounds, ~0.005 mm in the policy's favour), and the test reports that
+margin rather than asserting it: the rule is what the real arena shows the policy has not beaten.
+One seed each keeps the suite short; `benchmarks/` holds the larger runs.
 """
 
 import dataclasses
@@ -20,35 +28,60 @@ import torch
 
 from distlmk.config import PolicyConfig, SigmaConfig
 from distlmk.policy.core import PolicyCore
-from distlmk.policy.rollout import rollout
+from distlmk.policy.rollout import RolloutResult, rollout
 
-L, EPOCHS, EVAL_TRIALS, ROUNDS = 8, 12, 48, 14
+L, EVAL_TRIALS = 8, 48
+
+
+def train_then_evaluate(sc: SigmaConfig, simulator: str, seed: int, rounds: int, epochs: int
+                        ) -> tuple[RolloutResult, dict[str, RolloutResult]]:
+    """PPO on `rounds` simulated populations, then the frozen greedy policy and the baselines on a
+    held-out task (never trained on), member by member."""
+    torch.set_num_threads(1)
+    core = PolicyCore(PolicyConfig(train_batch_rows=1024, minibatch_size=256, num_epochs=6, lr=1e-3, seed=seed))
+    for it in range(rounds):
+        rollout(core, sc, 32, L, epochs, seed=1000 * seed + it, tag=f"s{seed}u{it}_", simulator=simulator)
+    assert core.stats["updates"] >= rounds  # at least one PPO update per population on average
+    core.cfg.freeze, core.cfg.explore = True, False  # frozen, greedy
+    updates = core.stats["updates"]
+    heldout = 10_000 + seed
+    run = dict(sigma_cfg=sc, num_trials=EVAL_TRIALS, num_landmarks=L, epochs=epochs, seed=heldout, simulator=simulator)
+    learned = rollout(core, tag="e", **run)
+    rule = dataclasses.replace(sc, landmark_pbt=dataclasses.replace(sc.landmark_pbt, interval=sc.rl.decision_interval))
+    baselines = {
+        "keep": rollout("keep", **run),
+        "random": rollout("random", **run),
+        "landmark_pbt": rollout("landmark_pbt", **{**run, "sigma_cfg": rule}, tag="l"),
+        "the same policy without its board": rollout(core, tag="b", blind=True, **run),  # board features all 0
+    }
+    assert core.stats["updates"] == updates  # frozen: evaluation did not train it
+    return learned, baselines
+
+
+def margins(learned: RolloutResult, baselines: dict[str, RolloutResult], label: str, report_line) -> dict:
+    """Paired margins (baseline minus policy final error, mm) and their standard errors, reported."""
+    out = {}
+    for name, base in baselines.items():
+        diff = base.final_err - learned.final_err  # paired: the same members
+        se = diff.std(ddof=1) / np.sqrt(EVAL_TRIALS)
+        report_line(f"RL learning, {label}: final error {learned.final_err.mean():.2f} vs {name} "
+                    f"{base.final_err.mean():.2f} mm (paired margin {diff.mean():.3f}, {diff.mean() / se:.1f} s.e.); "
+                    f"|log sigma - log best| {learned.sigma_distance.mean():.3f} vs {base.sigma_distance.mean():.3f}")
+        out[name] = (diff.mean(), se, base.sigma_distance.mean())
+    return out
 
 
 def test_frozen_policy_beats_keep_random_and_landmark_pbt_on_heldout_seeds(report_line):
-    torch.set_num_threads(1)
-    sc = SigmaConfig(method="rl", init=2.5)
-    for seed in (0, 1):
-        core = PolicyCore(PolicyConfig(train_batch_rows=1024, minibatch_size=256, num_epochs=6, lr=1e-3, seed=seed))
-        for it in range(ROUNDS):
-            rollout(core, sc, 32, L, EPOCHS, seed=1000 * seed + it, tag=f"s{seed}u{it}_")
-        assert core.stats["updates"] >= 40
-        core.cfg.freeze, core.cfg.explore = True, False  # frozen, greedy
-        updates = core.stats["updates"]
-        heldout = 10_000 + seed  # never seen in training
-        learned = rollout(core, sc, EVAL_TRIALS, L, EPOCHS, seed=heldout, tag="e")
-        blind = rollout(core, sc, EVAL_TRIALS, L, EPOCHS, seed=heldout, tag="b", blind=True)  # board features all 0
-        keep = rollout("keep", sc, EVAL_TRIALS, L, EPOCHS, seed=heldout)
-        random = rollout("random", sc, EVAL_TRIALS, L, EPOCHS, seed=heldout)
-        rule = dataclasses.replace(sc, landmark_pbt=dataclasses.replace(sc.landmark_pbt, interval=sc.rl.decision_interval))
-        landmark_pbt = rollout("landmark_pbt", rule, EVAL_TRIALS, L, EPOCHS, seed=heldout, tag="l")
-        assert core.stats["updates"] == updates  # frozen: evaluation did not train it
-        for name, base in (("keep", keep), ("random", random), ("landmark_pbt", landmark_pbt),
-                           ("the same policy without its board", blind)):
-            diff = base.final_err - learned.final_err  # paired: the same members
-            se = diff.std(ddof=1) / np.sqrt(EVAL_TRIALS)
-            report_line(f"RL learning, seed {seed}: final error {learned.final_err.mean():.2f} vs {name} "
-                        f"{base.final_err.mean():.2f} mm (paired margin {diff.mean():.3f}, {diff.mean() / se:.1f} s.e.); "
-                        f"|log sigma - log best| {learned.sigma_distance.mean():.3f} vs {base.sigma_distance.mean():.3f}")
-            assert diff.mean() > 4 * se
-            assert learned.sigma_distance.mean() < base.sigma_distance.mean()
+    learned, baselines = train_then_evaluate(SigmaConfig(method="rl", init=2.5), "cost_model", seed=0, rounds=14,
+                                             epochs=12)
+    for name, (margin, se, distance) in margins(learned, baselines, "cost model", report_line).items():
+        assert margin > 4 * se, name
+        assert learned.sigma_distance.mean() < distance, name
+
+
+def test_frozen_policy_learns_in_the_calibrated_population_simulator(report_line):
+    sc = SigmaConfig(method="rl", init=2.5, min=0.7, max=8.0)  # the arena's sigma range, 8 epochs as calibrated
+    learned, baselines = train_then_evaluate(sc, "network", seed=1, rounds=10, epochs=8)
+    for name, (margin, se, _) in margins(learned, baselines, "population simulator", report_line).items():
+        if name != "landmark_pbt":  # reported, not asserted: see the module docstring
+            assert margin > 4 * se, name

@@ -95,11 +95,11 @@ def test_pbt_rejects_mixed_methods(tmp_path):
 
 def test_pbt_exploits_truncate_episodes_without_crash(ray_session, tmp_path):
     # 4 seeds whose cost models keep their order (seed 0 worst, 4 best); synchronous PBT ranks all
-    # four at epochs 2, 4, 6, 8 and the worst (quantile 1/4: one trial) exploits the best each time
+    # four at epochs 2 and 4 and the worst (quantile 1/4: one trial) exploits the best each time
     cfg = sim_search(tmp_path, "pbt", methods=["rl"], seeds=[0, 1, 2, 4], rl_trials_per_seed=1,
                      simulation={"enabled": True, "epoch_seconds": 0.2},
                      scheduler={"name": "pbt", "perturbation_interval": 2})
-    cfg.experiment.train.epochs = 10
+    cfg.experiment.train.epochs = 6
     cfg.experiment.sigma.rl.min_progress_to_stop = 1.1  # no early stops: every trial lives through exploits
     exp = run_search(cfg, out_dir=str(tmp_path), quiet=True)
     rec = pd.read_parquet(exp / "records.parquet")
@@ -110,9 +110,9 @@ def test_pbt_exploits_truncate_episodes_without_crash(ray_session, tmp_path):
     # at epoch t restarts its target from the donor's epoch-t checkpoint, so the target's next report,
     # t + 1, is the first to count it. No exploit at the last epoch (there is nothing left to train).
     exploits = (exp / "pbt_global.txt").read_text().splitlines()
-    assert len(exploits) == 4, "one exploit per perturbation (epochs 2, 4, 6, 8)"
+    assert len(exploits) == 2, "one exploit per perturbation (epochs 2 and 4)"
     first_after = rec.groupby([S.TRIAL_ID, "pbt/exploits"])[S.ITERATION].min()
-    assert sorted(first_after) == [3, 5, 7, 9], first_after
+    assert sorted(first_after) == [3, 5], first_after
     stats = json.loads((exp / "policy_stats.json").read_text())
     # 4 trials x 7 rows would be 28 episodes without exploits; each exploit truncates a trial's open ones
     assert stats["episodes"] > 4 * 7 and stats["open_episodes"] == 0

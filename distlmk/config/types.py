@@ -183,6 +183,7 @@ class PolicyConfig:
     pretrain_landmarks: int = 8  # landmarks per simulated trial (the policy is landmark-count free)
     pretrain_epochs: int = 12  # epoch budget of a simulated trial
     pretrain_batch_rows: int = 1024  # row transitions per PPO update during the warm start
+    pretrain_simulator: Literal["cost_model", "network"] = "cost_model"  # the warm start's simulator (distlmk.sim)
 
 
 @dataclass
@@ -242,6 +243,7 @@ class SimulationConfig:
     enabled: bool = False  # train the per-landmark cost model instead of a U-Net
     epoch_seconds: float = 0.0  # sleep per simulated epoch, standing in for compute
     pack: int = 1  # simulated trials per Tune trial process (1,024 clients on one machine)
+    model: Literal["cost_model", "network"] = "cost_model"  # distlmk.sim.SIMULATORS: which simulator
 
 
 @dataclass

@@ -1,10 +1,10 @@
 """Populations of simulated trials driven through the real `RLSigma` client, in one process.
 
 Used for the policy's warm start and to show that it learns: each member is the simulated
-trainer (`sim.trainer`, the cost model in place of a network) with an `RLSigma`
+trainer (`sim.trainer`, a `distlmk.sim` model in place of a network) with an `RLSigma`
 controller whose transport reaches a `PolicyCore` in process (or a fixed baseline), so the
 protocol is exactly the one live trials speak, board included. A rollout is one population
-on one task: every member shares the cost model's landmarks (their ambiguity, best sigma and
+on one task: every member shares the simulated landmarks (their ambiguity, best sigma and
 starting error) and has its own noise, and starts from its row of a Latin-hypercube design of
 sigmas over [sigma.min, sigma.max] (`latin_sigmas`), cold, as a live population does. Members
 step in lock step, epoch by epoch; every member's epoch is posted to the shared board before
@@ -40,25 +40,27 @@ class RolloutResult:
 
 
 def make_trial(sigma_cfg: SigmaConfig, num_landmarks: int, epochs: int, task: int, member: int, start: np.ndarray,
-               trial_id: str, board: str, transport, method: str = "rl") -> SimulatedTrainer:
-    """One simulated member (rl, or the landmark_pbt rule) of population `task`: the task's cost
-    model with its own noise, starting at sigma `start` [L]."""
+               trial_id: str, board: str, transport, method: str = "rl", simulator: str = "cost_model",
+               ) -> SimulatedTrainer:
+    """One simulated member (rl, or the landmark_pbt rule) of population `task`: the task's
+    simulated network (`distlmk.sim.SIMULATORS[simulator]`) with its own noise, starting at sigma `start` [L]."""
     rl = dataclasses.replace(sigma_cfg.rl, board=board)
     sigma = dataclasses.replace(sigma_cfg, method=method, per_landmark=[float(s) for s in start], rl=rl)
     exp = ExperimentConfig(data=DataConfig(num_landmarks=num_landmarks), train=TrainConfig(epochs=epochs, seed=task),
                            sigma=sigma)
     controller = (LandmarkPBTSigma if method == "landmark_pbt" else RLSigma)(sigma, num_landmarks, trial_id, transport)
-    trainer = SimulatedTrainer(exp, controller=controller, seed=task)
+    trainer = SimulatedTrainer(exp, controller=controller, seed=task, model=simulator)
     trainer.model.rng = np.random.default_rng([task, member, 31])  # same landmarks, own noise
     return trainer
 
 
 def rollout(policy: PolicyCore | str, sigma_cfg: SigmaConfig, num_trials: int, num_landmarks: int, epochs: int,
-            seed: int, tag: str = "t", blind: bool = False) -> RolloutResult:
+            seed: int, tag: str = "t", blind: bool = False, simulator: str = "cost_model") -> RolloutResult:
     """Run a population of `num_trials` simulated members (task `seed`) to completion. `policy` is
     a PolicyCore or a baseline name ("keep": never move nor stop; "random": random moves, never stop;
     "landmark_pbt": the hand-written rule, every `sigma_cfg.landmark_pbt.interval` epochs, on the
-    same board). `blind`: the policy's board answers are neutral (the same population without its board)."""
+    same board). `blind`: the policy's board answers are neutral (the same population without its board).
+    `simulator`: which `distlmk.sim` model stands in for the networks."""
     method = "landmark_pbt" if policy == "landmark_pbt" else "rl"
     if method == "landmark_pbt":
         transport = LocalBoards()
@@ -66,8 +68,8 @@ def rollout(policy: PolicyCore | str, sigma_cfg: SigmaConfig, num_trials: int, n
         transport = FixedActionTransport(policy, seed) if isinstance(policy, str) else CoreTransport(policy, blind)
     task = seed * 100_003
     starts = latin_sigmas(num_trials, num_landmarks, sigma_cfg.min, sigma_cfg.max, seed=task)
-    trials = [make_trial(sigma_cfg, num_landmarks, epochs, task, i, starts[i], f"{tag}{i}", tag, transport, method)
-              for i in range(num_trials)]
+    trials = [make_trial(sigma_cfg, num_landmarks, epochs, task, i, starts[i], f"{tag}{i}", tag, transport, method,
+                         simulator) for i in range(num_trials)]
     while live := [t for t in trials if not t.done]:
         measured = [(t, t.measure_epoch()) for t in live]
         for t, m in measured:  # the whole population's epoch on the board first
@@ -92,11 +94,11 @@ def warm_start(core: PolicyCore, sigma_cfg: SigmaConfig) -> None:
     try:
         for r in range(cfg.pretrain_rounds):
             rollout(core, sigma_cfg, cfg.pretrain_trials, cfg.pretrain_landmarks, cfg.pretrain_epochs, seed=r,
-                    tag=f"pretrain{r}_")
+                    tag=f"pretrain{r}_", simulator=cfg.pretrain_simulator)
     finally:
         core.cfg = online
     core.end_all()
-    log.info("policy warm-started on the simulator: %s updates", core.stats["updates"])
+    log.info("policy warm-started on the %s simulator: %s updates", cfg.pretrain_simulator, core.stats["updates"])
 
 
 __all__ = ["RolloutResult", "make_trial", "rollout", "warm_start"]

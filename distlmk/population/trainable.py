@@ -31,11 +31,11 @@ def make_trainer(exp: ExperimentConfig, run: RunSpec, trial_id: str) -> EpochTra
     if sim.enabled and sim.pack > 1:
         from distlmk.sim.trainer import PackedSimulatedTrainer
 
-        return PackedSimulatedTrainer(exp, trial_id, sim.pack, sim.epoch_seconds)
+        return PackedSimulatedTrainer(exp, trial_id, sim.pack, sim.epoch_seconds, sim.model)
     if sim.enabled:
         from distlmk.sim.trainer import SimulatedTrainer
 
-        return SimulatedTrainer(exp, trial_id=trial_id, epoch_seconds=sim.epoch_seconds)
+        return SimulatedTrainer(exp, trial_id=trial_id, epoch_seconds=sim.epoch_seconds, model=sim.model)
     from distlmk.train.trainer import Trainer
 
     return Trainer(exp, trial_id=trial_id)

@@ -15,7 +15,7 @@ import numpy as np
 from distlmk import schema as S
 from distlmk.config import ExperimentConfig
 from distlmk.control import SigmaController, make_controller
-from distlmk.sim.cost_model import LandmarkCostModel, rayleigh_sdr
+from distlmk.sim import SIMULATORS, rayleigh_sdr
 from distlmk.train.base import EpochLoop, EpochMeasure
 from distlmk.train.errors import NonFiniteLossError
 
@@ -34,10 +34,11 @@ class SimulatedTrainer(EpochLoop):
         trial_id: str | None = None,
         epoch_seconds: float = 0.0,
         seed: int | None = None,
+        model: str = "cost_model",
     ):
         self.num_landmarks = cfg.data.num_landmarks
         seed = cfg.train.seed if seed is None else seed
-        self.model = LandmarkCostModel(self.num_landmarks, seed, cfg.sigma.min, cfg.sigma.max)
+        self.model = SIMULATORS[model](self.num_landmarks, seed, cfg.sigma.min, cfg.sigma.max)
         super().__init__(cfg, controller or make_controller(cfg.sigma, self.num_landmarks, trial_id))
         self.epoch_seconds = epoch_seconds
         self.device = "sim"
@@ -76,13 +77,14 @@ class PackedSimulatedTrainer:
     One record per iteration aggregates the sub-trials (mean error, all latencies).
     """
 
-    def __init__(self, cfg: ExperimentConfig, trial_id: str, pack: int, epoch_seconds: float = 0.0):
+    def __init__(self, cfg: ExperimentConfig, trial_id: str, pack: int, epoch_seconds: float = 0.0,
+                 model: str = "cost_model"):
         from concurrent.futures import ThreadPoolExecutor
 
         self.cfg = cfg
         self.subs = [
             SimulatedTrainer(cfg, trial_id=f"{trial_id}/{k}", epoch_seconds=epoch_seconds,
-                             seed=cfg.train.seed * 100_003 + k)
+                             seed=cfg.train.seed * 100_003 + k, model=model)
             for k in range(pack)
         ]
         self.pool = ThreadPoolExecutor(max_workers=pack)
