@@ -36,6 +36,7 @@ from distlmk import schema as S
 from distlmk.analysis.comparison import CompareRun, write_comparison
 from distlmk.config import (
     CompareConfig,
+    ConfigError,
     LandmarkPBTOverrides,
     RLControlOverrides,
     SearchConfig,
@@ -75,6 +76,8 @@ class Arena:
     def __init__(self, cfg: CompareConfig, out_dir: str = "results", address: str | None = None,
                  resume: bool = False, policy_checkpoint: str | None = None):
         self.cfg, self.address, self.resume, self.policy_checkpoint = cfg, address, resume, policy_checkpoint
+        if cfg.generation_size < 0:
+            raise ConfigError(f"generation_size: {cfg.generation_size} members; give 0 (population_size) or more")
         self.root = Path(out_dir).expanduser().resolve() / cfg.name
         self.stages: list[StageResult] = []
         self.started = time.time()
@@ -137,7 +140,7 @@ class Arena:
     def generations(self) -> str | None:
         """Cold rl populations train the policy; returns its final checkpoint (None: no rl)."""
         checkpoint = None
-        n, L = self.cfg.population_size, self.num_landmarks
+        n, L = self.cfg.generation_size or self.cfg.population_size, self.num_landmarks
         for g in range(1, self.cfg.generations + 1):
             for draw in self.cfg.train_draws:
                 spec = StageSpec(f"gen{g}_d{draw}", StageKind.GENERATION, (draw,), (Role.RL,), generation=g)

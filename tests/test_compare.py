@@ -14,7 +14,7 @@ import yaml
 from distlmk import schema as S
 from distlmk.analysis.comparison import CompareRun, build_comparison, write_comparison
 from distlmk.compare import plan_stages, random_sigmas
-from distlmk.config import CompareConfig, load_yaml
+from distlmk.config import CompareConfig, ConfigError, load_yaml
 from distlmk.control.landmark_pbt import latin_sigmas
 from distlmk.population.selection import best_by_val, per_landmark_choice, validation_view
 from distlmk.stages import Role, StageKind, StageSpec
@@ -53,6 +53,22 @@ def test_cold_start_designs_cover_the_range():
     assert not all((strata[:, k] == strata[:, 0]).all() for k in range(19))  # shuffled per landmark
     r = random_sigmas(4, 19, 1.0, 6.0, seed=[100, 1])
     assert r.shape == (4, 19) and r.min() >= 1.0 and r.max() <= 6.0
+
+
+def test_generation_size_sets_the_generations_members_only():
+    """More members per generation give the learner more real transitions; the held-out populations
+    keep population_size members, so the arena stays at equal N."""
+    cfg = load_yaml(BENCHMARK, CompareConfig)
+    cfg.generation_size = 9
+    planned = plan_stages(cfg)
+    gens = [sc for sc in planned if sc.name.startswith("gen")]
+    assert len(gens) == cfg.generations * len(cfg.train_draws)
+    assert all(len(sc.variants) == 9 and all(v.method == "rl" for v in sc.variants) for sc in gens)
+    rl = [sc for sc in planned if sc.name.startswith("rl_d")]
+    assert rl and all(len(sc.variants) == cfg.population_size for sc in rl)
+    cfg.generation_size = -1
+    with pytest.raises(ConfigError, match="generation_size"):
+        plan_stages(cfg)
 
 
 def _image_hashes(search_cfg) -> set[str]:

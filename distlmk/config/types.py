@@ -371,6 +371,7 @@ class CompareConfig:
     heldout_draws: list[int] = field(default_factory=lambda: [100, 101, 102])  # unseen draws: evaluation only
     population_size: int = 4  # N: members of every population method per draw (random, pbt, pb2, ...)
     generations: int = 2  # waves of cold rl populations on the training draws before the policy is frozen
+    generation_size: int = 0  # members of each generation's rl population (0: population_size); more members, more real transitions
     perturbation_interval: int = 4  # epochs between PBT/PB2 exploits and landmark_pbt copies
     baselines: list[Literal["learned", "learned_anisotropic", "adaloss", "random", "pbt", "pb2", "landmark_pbt"]] = (
         field(default_factory=lambda: ["learned", "learned_anisotropic", "adaloss", "random", "pbt", "pb2",
