@@ -55,14 +55,21 @@ def _cmd_data_check(args: argparse.Namespace) -> int:
 
 def _cmd_search(args: argparse.Namespace) -> int:
     cfg = load_yaml(args.config, SearchConfig)
-    if args.policy_checkpoint:
-        from distlmk.policy.ship import resolve_checkpoint
+    from distlmk.policy.ship import SHIPPED, resolve_checkpoint, starts_from_shipped
 
+    if args.policy_checkpoint and args.fresh_policy:
+        raise ConfigError("--fresh-policy and --policy-checkpoint exclude each other: give one")
+    if not args.policy_checkpoint and not args.fresh_policy and starts_from_shipped(cfg):
+        args.policy_checkpoint = SHIPPED
+        if not args.quiet:
+            print("[search] rl starts from the shipped policy (distlmk.policy.ship; --fresh-policy: random weights)")
+    if args.policy_checkpoint:
         cfg.policy.checkpoint = str(Path(resolve_checkpoint(args.policy_checkpoint)).resolve())
     if args.freeze_policy:
         if not cfg.policy.checkpoint:
             raise ConfigError(
-                "--freeze-policy needs --policy-checkpoint (or policy.checkpoint in the config)"
+                "--freeze-policy needs a policy to freeze: --policy-checkpoint, policy.checkpoint in the "
+                "config, or the shipped one (not with --fresh-policy or a warm start)"
             )
         cfg.policy.freeze = True
         cfg.policy.explore = False  # a frozen policy acts greedily
@@ -237,7 +244,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "without it: a private local Ray on 127.0.0.1, whatever RAY_ADDRESS says")
     r.add_argument("--resume", action="store_true", help="continue an interrupted experiment (Tuner.restore)")
     r.add_argument("--policy-checkpoint", help="start the central policy from this saved policy (DIR/policy/final, or "
-                   "`shipped`: the policy that ships with distlmk, see distlmk.policy.ship)")
+                   "`shipped`: the policy that ships with distlmk, see distlmk.policy.ship). Default: the "
+                   "shipped one when the config names no checkpoint and no warm start")
+    r.add_argument("--fresh-policy", action="store_true", help="start the central policy from random weights, "
+                   "not the shipped one")
     r.add_argument("--freeze-policy", action="store_true", help="act with the policy, never update it")
     r.add_argument("--quiet", action="store_true", help="no live trial table and no report on stdout")
     r.set_defaults(func=_cmd_search)

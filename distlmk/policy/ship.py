@@ -6,9 +6,10 @@ How to ship a new one (after `distlmk compare --config tune_configs/synthetic_be
 It copies the comparison's final policy (LearnerGroup checkpoint, ~200 kB) into
 `distlmk/policy/shipped_policy/final/` with `provenance.json`: the compare config, the git commit,
 the learning curve, the held-out result of the frozen policy and a SHA-256 over the checkpoint's
-files, so a test can prove the shipped weights are the ones the provenance names. Use it with
-`distlmk search --policy-checkpoint shipped [--freeze-policy]` or
-`distlmk compare --policy-checkpoint shipped`.
+files, so a test can prove the shipped weights are the ones the provenance names. `distlmk search`
+starts rl from it by default (learning on; `--freeze-policy` freezes it; `--fresh-policy`, a
+`policy.checkpoint` or a warm start in the config start elsewhere); `distlmk compare
+--policy-checkpoint shipped` evaluates it.
 """
 
 from __future__ import annotations
@@ -40,6 +41,14 @@ def shipped_checkpoint() -> Path:
 def resolve_checkpoint(value: str | None) -> str | None:
     """`shipped` -> the shipped checkpoint's path; any other value as it is."""
     return str(shipped_checkpoint()) if value == SHIPPED else value
+
+
+def starts_from_shipped(cfg) -> bool:
+    """Whether `distlmk search` starts this search's central policy from the shipped one: it has rl
+    trials and its config names neither a checkpoint nor a warm start (`--fresh-policy` opts out).
+    `cfg` is a `SearchConfig`."""
+    methods = set(cfg.methods) | {v.method for v in cfg.variants}
+    return "rl" in methods and cfg.policy.checkpoint is None and cfg.policy.pretrain_rounds == 0
 
 
 def digest(checkpoint: str | Path) -> str:
