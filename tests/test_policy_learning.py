@@ -16,8 +16,9 @@ Two simulators (`distlmk.sim`). In the cost model the policy must beat every bas
 landmark_pbt rule included. In the population simulator calibrated on real grid runs (coupled
 landmarks, sigma effects with memory, optima that move during training) it must beat keep, random
 and itself without the board; there the rule still wins after this much training (about 0.06 mm
-after 10 rounds; even after 40 rounds, ~0.005 mm in the policy's favour), and the test reports that
-margin rather than asserting it: the rule is what the real arena shows the policy has not beaten.
+after 10 rounds; level at 40 rounds and never better up to 80: benchmarks/simulator_learning_curve.py),
+and the test reports that margin rather than asserting it: the rule is what the real arena shows the
+policy has not beaten.
 One seed each keeps the suite short; `benchmarks/` holds the larger runs.
 """
 

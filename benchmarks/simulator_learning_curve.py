@@ -1,0 +1,86 @@
+"""How much simulated experience the policy needs to beat the landmark_pbt rule, in each simulator (issue 15).
+
+The learning test (`tests/test_policy_learning.py`) trains for a fixed, short budget. This trains
+PPO on cold simulated populations for longer and freezes a copy of the policy at several budgets.
+Each frozen copy runs on held-out tasks (never trained on) against keep and the landmark_pbt rule
+at the policy's decision interval. The comparison is paired, member by member, through the real
+`RLSigma` client.
+
+How to run:
+    python -m benchmarks.simulator_learning_curve [--simulator network] [--seeds 0 1] [--rounds 10 20 40 80]
+
+Results to expect: `benchmarks/results/simulator_learning_curve_<simulator>.json`. For each seed and
+budget it holds the PPO updates, the transitions, the frozen policy's final error, and the paired
+margins (mm, and in standard errors) over keep and over landmark_pbt (positive: the policy is better).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import time
+
+import numpy as np
+import torch
+
+from benchmarks.common import write_result
+from distlmk.config import PolicyConfig, SigmaConfig
+from distlmk.policy.core import PolicyCore
+from distlmk.policy.rollout import rollout
+
+SIGMA = {  # each simulator at the range its learning test uses
+    "cost_model": SigmaConfig(method="rl", init=2.5),
+    "network": SigmaConfig(method="rl", init=2.5, min=0.7, max=8.0),
+}
+EPOCHS = {"cost_model": 12, "network": 8}
+
+
+def evaluate(core: PolicyCore, sc: SigmaConfig, simulator: str, seed: int, members: int, landmarks: int) -> dict:
+    """The frozen greedy policy against keep and landmark_pbt on held-out task 10_000 + seed (paired)."""
+    core.cfg.freeze, core.cfg.explore = True, False
+    run = dict(sigma_cfg=sc, num_trials=members, num_landmarks=landmarks, epochs=EPOCHS[simulator],
+               seed=10_000 + seed, simulator=simulator)
+    learned = rollout(core, tag="e", **run)
+    rule = dataclasses.replace(sc, landmark_pbt=dataclasses.replace(sc.landmark_pbt, interval=sc.rl.decision_interval))
+    out = {"final_err_mm": float(learned.final_err.mean())}
+    for name, base in (("keep", rollout("keep", **run)),
+                       ("landmark_pbt", rollout("landmark_pbt", **{**run, "sigma_cfg": rule}, tag="l"))):
+        diff = base.final_err - learned.final_err
+        se = float(diff.std(ddof=1) / np.sqrt(members))
+        out[f"margin_over_{name}_mm"] = float(diff.mean())
+        out[f"margin_over_{name}_se"] = float(diff.mean() / se)
+    core.cfg.freeze, core.cfg.explore = False, True
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(formatter_class=argparse.ArgumentDefaultsHelpFormatter, description=__doc__)
+    ap.add_argument("--simulator", choices=sorted(SIGMA), default="network")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    ap.add_argument("--rounds", type=int, nargs="+", default=[10, 20, 40, 80], help="budgets (populations trained)")
+    ap.add_argument("--members", type=int, default=48, help="held-out members per evaluation")
+    ap.add_argument("--landmarks", type=int, default=8)
+    a = ap.parse_args()
+    torch.set_num_threads(1)
+    sc, epochs = SIGMA[a.simulator], EPOCHS[a.simulator]
+    curve = []
+    for seed in a.seeds:
+        core = PolicyCore(PolicyConfig(train_batch_rows=1024, minibatch_size=256, num_epochs=6, lr=1e-3, seed=seed))
+        t0, done, trained_steps = time.perf_counter(), 0, 0
+        for budget in sorted(a.rounds):
+            before = core.stats["env_steps"]
+            for it in range(done, budget):
+                rollout(core, sc, 32, a.landmarks, epochs, seed=1000 * seed + it, tag=f"s{seed}u{it}_",
+                        simulator=a.simulator)
+            done, trained_steps = budget, trained_steps + core.stats["env_steps"] - before
+            point = {"seed": seed, "rounds": budget, "updates": core.stats["updates"],
+                     "transitions": trained_steps, "train_s": time.perf_counter() - t0,  # evaluations left out
+                     **evaluate(core, sc, a.simulator, seed, a.members, a.landmarks)}
+            print(point, flush=True)
+            curve.append(point)
+    write_result(f"simulator_learning_curve_{a.simulator}", {
+        "simulator": a.simulator, "epochs": epochs, "landmarks": a.landmarks, "members": a.members, "curve": curve})
+
+
+if __name__ == "__main__":
+    main()
