@@ -38,7 +38,8 @@ from distlmk.analysis.stats import paired_delta
 
 
 def rl_population(root: Path, role: str, draws: list[int], split: str) -> dict:
-    """Per draw, the population's best member on validation: its val MRE and per-image test errors."""
+    """A population stage `<role>_d<draw>` per draw: its best member on validation (val MRE, per-image
+    test errors) and the members' trial-epochs summed over draws."""
     summaries = {d: rundir.read_summary(root / f"{role}_d{d}") for d in draws}
     best = {d: best_member(summaries[d], role, d) for d in draws}
     return {"val": {d: float(r[S.VAL_MRE]) for d, r in best.items()},

@@ -17,16 +17,14 @@ margins (mm, and in standard errors) over keep and over landmark_pbt (positive: 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import time
 
-import numpy as np
 import torch
 
 from benchmarks.common import write_result
 from distlmk.config import PolicyConfig, SigmaConfig
 from distlmk.policy.core import PolicyCore
-from distlmk.policy.rollout import rollout
+from distlmk.policy.rollout import evaluate_frozen, paired_margin, rollout
 
 SIGMA = {  # each simulator at the range its learning test uses
     "cost_model": SigmaConfig(method="rl", init=2.5),
@@ -37,19 +35,13 @@ EPOCHS = {"cost_model": 12, "network": 8}
 
 def evaluate(core: PolicyCore, sc: SigmaConfig, simulator: str, seed: int, members: int, landmarks: int) -> dict:
     """The frozen greedy policy against keep and landmark_pbt on held-out task 10_000 + seed (paired)."""
-    core.cfg.freeze, core.cfg.explore = True, False
-    run = dict(sigma_cfg=sc, num_trials=members, num_landmarks=landmarks, epochs=EPOCHS[simulator],
-               seed=10_000 + seed, simulator=simulator)
-    learned = rollout(core, tag="e", **run)
-    rule = dataclasses.replace(sc, landmark_pbt=dataclasses.replace(sc.landmark_pbt, interval=sc.rl.decision_interval))
+    learned, baselines = evaluate_frozen(core, sc, members, landmarks, EPOCHS[simulator], seed=10_000 + seed,
+                                         simulator=simulator, baselines=("keep", "landmark_pbt"))
     out = {"final_err_mm": float(learned.final_err.mean())}
-    for name, base in (("keep", rollout("keep", **run)),
-                       ("landmark_pbt", rollout("landmark_pbt", **{**run, "sigma_cfg": rule}, tag="l"))):
-        diff = base.final_err - learned.final_err
-        se = float(diff.std(ddof=1) / np.sqrt(members))
-        out[f"margin_over_{name}_mm"] = float(diff.mean())
-        out[f"margin_over_{name}_se"] = float(diff.mean() / se)
-    core.cfg.freeze, core.cfg.explore = False, True
+    for name, base in baselines.items():
+        margin, se = paired_margin(base, learned)
+        out[f"margin_over_{name}_mm"] = margin
+        out[f"margin_over_{name}_se"] = margin / se
     return out
 
 

@@ -23,15 +23,8 @@ import argparse
 from pathlib import Path
 
 from benchmarks.common import write_result
-from distlmk import rundir
-from distlmk.analysis.comparison import best_member, per_image_errors
+from benchmarks.rl_variants import rl_population
 from distlmk.analysis.stats import paired_delta
-
-
-def best_errors(root: Path, role: str, draws: list[int], split: str) -> dict[int, object]:
-    """draw -> per-image test errors of the population's best member on validation."""
-    return {d: per_image_errors(best_member(rundir.read_summary(root / f"{role}_d{d}"), role, d), split)
-            for d in draws}
 
 
 def main() -> None:
@@ -42,9 +35,9 @@ def main() -> None:
     ap.add_argument("--split", default="test", help="test split")
     ap.add_argument("--reps", type=int, default=2000, help="bootstrap resamples")
     args = ap.parse_args()
-    real = best_errors(Path(args.real), "rl", args.draws, args.split)
-    warm = best_errors(Path(args.warm), "rl", args.draws, args.split)
-    rule = best_errors(Path(args.warm), "landmark_pbt", args.draws, args.split)
+    real = rl_population(Path(args.real), "rl", args.draws, args.split)["test"]
+    warm = rl_population(Path(args.warm), "rl", args.draws, args.split)["test"]
+    rule = rl_population(Path(args.warm), "landmark_pbt", args.draws, args.split)["test"]
     deltas = {
         "real_generations_minus_warm_start": paired_delta(real, warm, "nested", args.reps),
         "real_generations_minus_landmark_pbt": paired_delta(real, rule, "nested", args.reps),

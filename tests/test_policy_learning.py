@@ -22,16 +22,14 @@ policy has not beaten.
 One seed each keeps the suite short; `benchmarks/` holds the larger runs.
 """
 
-import dataclasses
-
-import numpy as np
 import torch
 
 from distlmk.config import PolicyConfig, SigmaConfig
 from distlmk.policy.core import PolicyCore
-from distlmk.policy.rollout import RolloutResult, rollout
+from distlmk.policy.rollout import RolloutResult, evaluate_frozen, paired_margin, rollout
 
 L, EVAL_TRIALS = 8, 48
+LABELS = {"blind": "the same policy without its board"}  # board features all 0
 
 
 def train_then_evaluate(sc: SigmaConfig, simulator: str, seed: int, rounds: int, epochs: int
@@ -43,18 +41,8 @@ def train_then_evaluate(sc: SigmaConfig, simulator: str, seed: int, rounds: int,
     for it in range(rounds):
         rollout(core, sc, 32, L, epochs, seed=1000 * seed + it, tag=f"s{seed}u{it}_", simulator=simulator)
     assert core.stats["updates"] >= rounds  # at least one PPO update per population on average
-    core.cfg.freeze, core.cfg.explore = True, False  # frozen, greedy
     updates = core.stats["updates"]
-    heldout = 10_000 + seed
-    run = dict(sigma_cfg=sc, num_trials=EVAL_TRIALS, num_landmarks=L, epochs=epochs, seed=heldout, simulator=simulator)
-    learned = rollout(core, tag="e", **run)
-    rule = dataclasses.replace(sc, landmark_pbt=dataclasses.replace(sc.landmark_pbt, interval=sc.rl.decision_interval))
-    baselines = {
-        "keep": rollout("keep", **run),
-        "random": rollout("random", **run),
-        "landmark_pbt": rollout("landmark_pbt", **{**run, "sigma_cfg": rule}, tag="l"),
-        "the same policy without its board": rollout(core, tag="b", blind=True, **run),  # board features all 0
-    }
+    learned, baselines = evaluate_frozen(core, sc, EVAL_TRIALS, L, epochs, seed=10_000 + seed, simulator=simulator)
     assert core.stats["updates"] == updates  # frozen: evaluation did not train it
     return learned, baselines
 
@@ -63,12 +51,11 @@ def margins(learned: RolloutResult, baselines: dict[str, RolloutResult], label: 
     """Paired margins (baseline minus policy final error, mm) and their standard errors, reported."""
     out = {}
     for name, base in baselines.items():
-        diff = base.final_err - learned.final_err  # paired: the same members
-        se = diff.std(ddof=1) / np.sqrt(EVAL_TRIALS)
-        report_line(f"RL learning, {label}: final error {learned.final_err.mean():.2f} vs {name} "
-                    f"{base.final_err.mean():.2f} mm (paired margin {diff.mean():.3f}, {diff.mean() / se:.1f} s.e.); "
+        margin, se = paired_margin(base, learned)
+        report_line(f"RL learning, {label}: final error {learned.final_err.mean():.2f} vs {LABELS.get(name, name)} "
+                    f"{base.final_err.mean():.2f} mm (paired margin {margin:.3f}, {margin / se:.1f} s.e.); "
                     f"|log sigma - log best| {learned.sigma_distance.mean():.3f} vs {base.sigma_distance.mean():.3f}")
-        out[name] = (diff.mean(), se, base.sigma_distance.mean())
+        out[name] = (margin, se, base.sigma_distance.mean())
     return out
 
 

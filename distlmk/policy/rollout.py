@@ -85,6 +85,44 @@ def rollout(policy: PolicyCore | str, sigma_cfg: SigmaConfig, num_trials: int, n
     )
 
 
+BASELINES = ("keep", "random", "landmark_pbt", "blind")
+
+
+def evaluate_frozen(core: PolicyCore, sigma_cfg: SigmaConfig, num_trials: int, num_landmarks: int, epochs: int,
+                    seed: int, simulator: str = "cost_model", baselines: tuple[str, ...] = BASELINES,
+                    ) -> tuple[RolloutResult, dict[str, RolloutResult]]:
+    """The policy, frozen and greedy, and fair baselines on task `seed` (the same members each, so
+    errors pair member by member): "keep", "random", "landmark_pbt" (the rule at the policy's
+    decision interval, on the same board) and "blind" (this policy with every board answer
+    neutral). The core's freeze and explore flags are restored afterwards."""
+    flags = core.cfg.freeze, core.cfg.explore
+    core.cfg.freeze, core.cfg.explore = True, False
+    run = dict(sigma_cfg=sigma_cfg, num_trials=num_trials, num_landmarks=num_landmarks, epochs=epochs, seed=seed,
+               simulator=simulator)
+    rule = dataclasses.replace(sigma_cfg, landmark_pbt=dataclasses.replace(
+        sigma_cfg.landmark_pbt, interval=sigma_cfg.rl.decision_interval))
+    try:
+        learned = rollout(core, tag="e", **run)
+        out = {}
+        for name in baselines:
+            if name == "landmark_pbt":
+                out[name] = rollout(name, **{**run, "sigma_cfg": rule}, tag="l")
+            elif name == "blind":
+                out[name] = rollout(core, tag="b", blind=True, **run)
+            else:
+                out[name] = rollout(name, **run)
+    finally:
+        core.cfg.freeze, core.cfg.explore = flags
+    return learned, out
+
+
+def paired_margin(base: RolloutResult, learned: RolloutResult) -> tuple[float, float]:
+    """(mean, standard error) of base minus policy final error over the same members (mm; positive: the
+    policy is better)."""
+    diff = base.final_err - learned.final_err
+    return float(diff.mean()), float(diff.std(ddof=1) / np.sqrt(len(diff)))
+
+
 def warm_start(core: PolicyCore, sigma_cfg: SigmaConfig) -> None:
     """PPO on simulated populations before serving (a prior, refined by real trials online),
     with the experiment's own sigma range, step, stop gate, reward form and epoch cost."""
@@ -101,4 +139,4 @@ def warm_start(core: PolicyCore, sigma_cfg: SigmaConfig) -> None:
     log.info("policy warm-started on the %s simulator: %s updates", cfg.pretrain_simulator, core.stats["updates"])
 
 
-__all__ = ["RolloutResult", "make_trial", "rollout", "warm_start"]
+__all__ = ["BASELINES", "RolloutResult", "evaluate_frozen", "make_trial", "paired_margin", "rollout", "warm_start"]
