@@ -32,7 +32,7 @@ Row features (OBS_DIM = 12, `Feature`):
   TREND           relative improvement since the previous decision
   LOG_LOSS_REL    log(train loss / train loss at the first decision)
   PROGRESS        epochs done / epoch budget
-  LAST_MOVE       previous sigma move of this landmark (-1, 0, +1)
+  LAST_MOVE       previous sigma move of this landmark (-1, 0, +1; ADOPT: the direction it went)
   the board (`BOARD_FEATURES`, peers at the same epoch; all 0 for a trial alone):
   ERR_VS_MEDIAN   log(error / peers' median error on l)
   ERR_VS_BEST     log(error / peers' best error on l)
@@ -42,8 +42,11 @@ Row features (OBS_DIM = 12, `Feature`):
 The trial row carries the landmark means of the same features (its error features from the
 mean error). No sigma grid's answer is an input: a grid is a baseline, not context.
 
-Action per row: MultiDiscrete([3, 2]) = (`ActionPart.MOVE`: `Move.LOWER/KEEP/RAISE`,
-`ActionPart.END`: continue/end); the policy's logits are in `Logit` order. On a landmark row
+Action per row: MultiDiscrete([4, 2]) = (`ActionPart.MOVE`: `Move.LOWER/KEEP/RAISE/ADOPT`,
+`ActionPart.END`: continue/end); the policy's logits are in `Logit` order. LOWER and RAISE step
+sigma_l by `rl.step_factor`; ADOPT takes the sigma_l of the peers that do best on l (the
+geometric mean of the top quantile, the board's SIGMA_VS_TOP), so copying a peer, the
+landmark_pbt rule's exploit, is one action the policy can learn when to take. On a landmark row
 `end` ends the interaction for that landmark (sigma frozen); on the trial row `end` stops the
 trial. Both are honoured only when allowed (`rl.allow_stop`) and after `rl.min_progress_to_stop`.
 
@@ -105,9 +108,10 @@ class ActionPart(IntEnum):
 
 
 class Move(IntEnum):
-    LOWER = 0
+    LOWER = 0  # sigma_l / step_factor
     KEEP = 1
-    RAISE = 2
+    RAISE = 2  # sigma_l * step_factor
+    ADOPT = 3  # sigma_l -> the top peers' geometric mean sigma_l (sigma_l * exp(-SIGMA_VS_TOP)); alone: keep
 
 
 class Logit(IntEnum):
@@ -116,8 +120,9 @@ class Logit(IntEnum):
     LOWER = 0
     KEEP = 1
     RAISE = 2
-    CONTINUE = 3
-    END = 4
+    ADOPT = 3
+    CONTINUE = 4
+    END = 5
 
 
 ACTION_SPACE = gym.spaces.MultiDiscrete([len(Move), 2])

@@ -82,6 +82,28 @@ def test_apply_moves_clips_and_gates_stop():
     assert not stop and not ended.any()  # stop action switched off
 
 
+def test_adopt_takes_the_top_peers_sigma_from_the_board():
+    """ADOPT sets sigma_l to the sigma_l of the peers that do best on l, from the board's own
+    features (an independent source: `peer_features` on hand-made peers); alone it keeps."""
+    from distlmk.policy.board import peer_features
+
+    p = state(step_factor=2.0)
+    sigma, err = np.array([2.0, 2.0, 6.0]), np.array([1.0, 3.0, 2.0])
+    peer_sigma = np.array([[4.0, 1.0, 7.9], [1.5, 8.0, 3.0], [3.0, 2.0, 2.0], [5.0, 6.0, 7.0]])
+    peer_err = np.array([[0.5, 2.0, 1.0], [2.0, 1.0, 3.0], [3.0, 4.0, 4.0], [4.0, 5.0, 5.0]])
+    board = peer_features(sigma, err, peer_sigma, peer_err, quantile=0.25)  # top quantile of 4 peers: the best one
+    rows, adopt = np.array([0, 1, 2, 3]), np.array([[3, 0]] * 4)
+    s, stop, ended = p.apply(sigma, rows, adopt, progress=0.5, board=board)
+    np.testing.assert_allclose(s, [4.0, 8.0, 7.9])  # each landmark's best peer's sigma (within [1, 8])
+    np.testing.assert_array_equal(p.last_move, [1, 1, 1])
+    assert not stop and not ended.any()
+    kept, _, _ = p.apply(sigma, rows, adopt, progress=0.5, board=None)  # no peers: nothing to adopt
+    np.testing.assert_allclose(kept, sigma)
+    np.testing.assert_array_equal(p.last_move, [0, 0, 0])
+    mixed, _, _ = p.apply(sigma, rows, np.array([[0, 0], [3, 0], [1, 0], [2, 0]]), progress=0.5, board=board)
+    np.testing.assert_allclose(mixed, [1.0, 8.0, 6.0])  # lower, adopt, keep; the trial row moves nothing
+
+
 def test_state_round_trip():
     p = state()
     p.observation(np.ones(3), np.ones(3), np.ones(3), 1, 5)

@@ -27,6 +27,7 @@ import numpy as np
 from distlmk.config import SigmaConfig
 from distlmk.control.base import Decision, EpochFeedback, SigmaController
 from distlmk.protocol import (
+    BOARD_FEATURES,
     NO_ACTION,
     OBS_DIM,
     OBS_LIMIT,
@@ -208,23 +209,30 @@ class TrialState:
         self.prev_rel = log_ratio_to_peers(err, peer_median)
         self.prev_epoch = epoch
 
-    def apply(self, sigma: np.ndarray, rows: np.ndarray, actions: np.ndarray,
-              progress: float) -> tuple[np.ndarray, bool, np.ndarray]:
-        """Apply actions [R, 2] of `rows` to sigma. Returns (new sigma, stop, newly ended mask)."""
+    def apply(self, sigma: np.ndarray, rows: np.ndarray, actions: np.ndarray, progress: float,
+              board: np.ndarray | None = None) -> tuple[np.ndarray, bool, np.ndarray]:
+        """Apply actions [R, 2] of `rows` to sigma; `board` [L, BOARD_DIM] is this decision's board
+        context (ADOPT's target; None: no peers, ADOPT keeps). Returns (new sigma, stop, newly ended mask)."""
         c = self.sigma_cfg
         may_end = c.rl.allow_stop and progress >= c.rl.min_progress_to_stop
-        moves = actions[:, ActionPart.MOVE].astype(int) - int(Move.KEEP)
+        move = actions[:, ActionPart.MOVE].astype(int)
         ends = actions[:, ActionPart.END].astype(bool) & may_end
         is_lm = rows < self.trial_row
-        lm_rows = rows[is_lm]
-        sigma = sigma.copy()
-        sigma[lm_rows] = np.clip(sigma[lm_rows] * c.rl.step_factor ** moves[is_lm], c.min, c.max)
+        lm_rows, lm_move = rows[is_lm], move[is_lm]
+        steps = np.where(lm_move == Move.ADOPT, 0, lm_move - int(Move.KEEP))
+        target = sigma[lm_rows] * c.rl.step_factor ** steps
+        if board is not None:  # ADOPT: the top peers' sigma_l = sigma_l / exp(SIGMA_VS_TOP)
+            to_top = np.exp(-np.asarray(board, float)[lm_rows, BOARD_FEATURES.index(Feature.SIGMA_VS_TOP)])
+            target = np.where(lm_move == Move.ADOPT, sigma[lm_rows] * to_top, target)
+        new = sigma.copy()
+        new[lm_rows] = np.clip(target, c.min, c.max)
         self.last_move[:] = 0
-        self.last_move[lm_rows] = moves[is_lm]
+        adopted = np.sign(np.round(np.log(new[lm_rows] / sigma[lm_rows]), 6))  # ADOPT: the direction it went
+        self.last_move[lm_rows] = np.where(lm_move == Move.ADOPT, adopted, steps)
         newly_ended = np.zeros(self.num_landmarks, bool)
         newly_ended[lm_rows] = ends[is_lm]
         stop = bool(ends[~is_lm].any())
-        return sigma, stop, newly_ended
+        return new, stop, newly_ended
 
     _ARRAYS = ("first_err", "first_loss", "prev_err", "prev_rel", "last_move")
 
@@ -306,7 +314,7 @@ class RLSigma(SigmaController):
             return Decision(reward=reward, ended=st.ended.copy(), info=info)
         if actions is None:  # no answer: keep sigmas, carry on
             return Decision(reward=reward, ended=st.ended.copy(), info={"policy_failed": True})
-        stop = self._apply(rows, actions, fb.epoch / fb.epochs)
+        stop = self._apply(rows, actions, fb.epoch / fb.epochs, self.last_context.features)
         if stop:  # the trial's last step: every live row's episode terminates here
             still = self._live_rows()
             self._send(still, fill_board(request.obs, self.last_context.features), st.stop_rewards(err),
@@ -327,9 +335,9 @@ class RLSigma(SigmaController):
             return None, None
         return self.state.reward_parts(err, epoch, final=self.ending, trial_final=last)
 
-    def _apply(self, rows: np.ndarray, actions: np.ndarray, progress: float) -> bool:
+    def _apply(self, rows: np.ndarray, actions: np.ndarray, progress: float, board: np.ndarray) -> bool:
         live = actions[:, ActionPart.MOVE] != NO_ACTION
-        self._sigma, stop, newly = self.state.apply(self._sigma, rows[live], actions[live], progress)
+        self._sigma, stop, newly = self.state.apply(self._sigma, rows[live], actions[live], progress, board)
         self.state.ended |= newly
         self.ending = newly
         return stop

@@ -15,7 +15,7 @@ import numpy as np
 
 from distlmk.policy.board import Boards
 from distlmk.policy.core import PolicyCore
-from distlmk.protocol import KEEP_MOVE, ActionPart, BoardContext, BoardPost, Decided, DecisionRequest, StepRequest
+from distlmk.protocol import KEEP_MOVE, ActionPart, BoardContext, BoardPost, Decided, DecisionRequest, Move, StepRequest
 
 
 class LocalBoards:
@@ -70,7 +70,8 @@ class FixedActionTransport(LocalBoards):
     def step(self, request: StepRequest) -> np.ndarray:
         n = len(request.rows)
         out = np.zeros((n, len(ActionPart)), np.int64)  # END column: continue
-        out[:, ActionPart.MOVE] = np.full(n, KEEP_MOVE) if self.mode == "keep" else self.rng.integers(0, 3, n)
+        walk = self.rng.integers(int(Move.LOWER), int(Move.RAISE) + 1, n)  # random steps (no ADOPT: blind to peers)
+        out[:, ActionPart.MOVE] = np.full(n, KEEP_MOVE) if self.mode == "keep" else walk
         return out
 
     def end_trial(self, trial_id: str) -> None:
