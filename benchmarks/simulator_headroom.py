@@ -5,7 +5,7 @@ that on held-out simulated tasks, member by member (the same landmarks, starts a
 
 - the rule as the learning test and `evaluate_frozen` run it (every decision, quantile 0.25,
   perturbation 0.8 or 1.25);
-- the same rule with other random draws (its own noise);
+- the same rule with other random draws (`landmark_pbt.seed` 1: its own noise);
 - the rule's own family: exploit interval 1/2/4 epochs, quantile 0.25/0.5, with or without the
   perturbation (a patient rule waits, a greedy one copies more);
 - "keep" (each member's cold-start sigmas, never moved);
@@ -18,7 +18,7 @@ How to run:
 Results to expect: `benchmarks/results/simulator_headroom_<simulator>.json`: per variant the mean
 final error and the paired margin over the rule (mm, s.e., positive: better than the rule). In the
 calibrated simulator the oracle is about 0.03 mm better than the rule and the best of the rule's
-family about 0.01 mm: little is left for learning to win there.
+family about 0.01 mm: little is left for learning to win there (the cost model: 0.17 and 0.11 mm).
 """
 
 from __future__ import annotations
@@ -75,8 +75,8 @@ def main() -> None:
 
     for seed in seeds:
         book("rule", rollout("landmark_pbt", reference, seed=seed, tag="r", **run).final_err)
-        # the same rule, other random draws (its draws are keyed by trial id): the rule's own noise
-        book("rule, other draws", rollout("landmark_pbt", reference, seed=seed, tag="v", **run).final_err)
+        other = dataclasses.replace(reference, landmark_pbt=dataclasses.replace(reference.landmark_pbt, seed=1))
+        book("rule, other draws", rollout("landmark_pbt", other, seed=seed, tag="r", **run).final_err)  # its own noise
         for interval in (1, 2, 4):
             for quantile in (0.25, 0.5):
                 for perturb in ((0.8, 1.25), (1.0,)):

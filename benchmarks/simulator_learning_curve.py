@@ -11,7 +11,10 @@ How to run:
 
 Results to expect: `benchmarks/results/simulator_learning_curve_<simulator>.json`. For each seed and
 budget it holds the PPO updates, the transitions, the frozen policy's final error, and the paired
-margins (mm, and in standard errors) over keep and over landmark_pbt (positive: the policy is better).
+margins (mm, and in standard errors) over keep and over landmark_pbt (positive: the policy is better),
+and how far apart the members' sigmas end (`sigma_spread`, the sd of log sigma over members, mean over
+landmarks; 0: the population herded onto one sigma per landmark) and how far they end from each
+landmark's best (`sigma_distance`, mean |log sigma - log best sigma|), the policy's and each baseline's.
 """
 
 from __future__ import annotations
@@ -37,11 +40,14 @@ def evaluate(core: PolicyCore, sc: SigmaConfig, simulator: str, seed: int, membe
     """The frozen greedy policy against keep and landmark_pbt on held-out task 10_000 + seed (paired)."""
     learned, baselines = evaluate_frozen(core, sc, members, landmarks, EPOCHS[simulator], seed=10_000 + seed,
                                          simulator=simulator, baselines=("keep", "landmark_pbt"))
-    out = {"final_err_mm": float(learned.final_err.mean())}
+    out = {"final_err_mm": float(learned.final_err.mean()), "sigma_spread": learned.sigma_spread,
+           "sigma_distance": float(learned.sigma_distance.mean())}
     for name, base in baselines.items():
         margin, se = paired_margin(base, learned)
         out[f"margin_over_{name}_mm"] = margin
         out[f"margin_over_{name}_se"] = margin / se
+        out[f"{name}_sigma_spread"] = base.sigma_spread
+        out[f"{name}_sigma_distance"] = float(base.sigma_distance.mean())
     return out
 
 

@@ -13,8 +13,9 @@ One rl decision is one call, `decide(DecisionRequest) -> Decided`:
     (`BoardPost.board`) and computes the board features of each landmark against the **peers
     at the same epoch** (the other members that posted exactly this epoch). It may wait up to
     `BoardPost.wait_s` until every known live member of the population has posted this epoch
-    (lockstep populations compare like with like); members that ended (`leave`), are already
-    past this epoch, or missed an earlier wait are not waited for.
+    (lockstep populations compare like with like), and every member the search's plan announced
+    (`expect`) that has not posted yet; members that ended (`leave`), are already past this epoch,
+    or missed an earlier wait are not waited for.
   - the step: the trial's rows with their own features (board columns 0) and the own-form
     rewards of its previous decision. The server completes it from the context
     (`DecisionRequest.complete`: the board columns, and the peer reward from the peers'
@@ -197,7 +198,8 @@ class PBTRule(Wire):
     perturb: tuple[float, ...]
     lo: float
     hi: float
-    seed: int = 0  # with (trial_id, epoch): the draw is reproducible
+    seed: int = 0  # with (member, epoch): the draw is reproducible
+    member: int | None = None  # the member's place in its population (None: its trial id keys the draw)
 
 
 @dataclass

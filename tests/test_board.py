@@ -62,6 +62,19 @@ def test_a_restarted_trial_replaces_its_stale_rows():
     assert b.latest("r") == 2 and b.waiting_for(3, "peer") == ["r"]
 
 
+def test_expected_members_are_waited_for_before_they_first_post_until_a_wait_times_out():
+    b = Board()
+    b.expected = 3  # the plan's population: a, b, c
+    b.post("a", 2, [1.0], [1.0])
+    assert b.waiting_for(2, "a") == [] and b.num_waiting(2, "a") == 2  # b and c not seen yet: still waited for
+    b.post("b", 2, [1.0], [1.0])
+    assert b.num_waiting(2, "a") == 1 and b.num_waiting(2) == 1
+    b.mark_missed(b.waiting_for(2, "a"))  # the wait timed out (c may not have started): never waited for again
+    assert b.num_waiting(2) == 0 and b.waiting_for(4, "a") == ["b"] and b.num_waiting(4, "a") == 1  # not c
+    b.post("c", 2, [1.0], [1.0])
+    assert b.unseen() == 0 and b.num_waiting(2) == 0
+
+
 def test_waiting_for_skips_members_that_left_missed_or_are_ahead():
     b = Board()
     for t, e in (("a", 1), ("b", 1), ("c", 3), ("d", 1)):
@@ -173,7 +186,9 @@ def test_landmark_pbt_controller_through_the_in_process_transport():
 
 def test_a_landmark_pbt_population_runs_in_a_search_on_the_policy_servers_board(ray_session, tmp_path):
     """landmark_pbt alone in a search: the server starts (boards, no warm start), members start from
-    a Latin-hypercube design, post every `interval` epochs, and bottom members take top members' sigmas."""
+    a Latin-hypercube design, post every `interval` epochs, and bottom members take top members' sigmas.
+    Run again, the population moves exactly as before: the rule's draws are keyed by the plan, and the
+    first posts wait for the members the plan announced, not only for those already seen."""
     import json
 
     import pandas as pd
@@ -188,16 +203,21 @@ def test_a_landmark_pbt_population_runs_in_a_search_on_the_policy_servers_board(
                 for i in range(4)]
     cfg = from_dict(SearchConfig, {
         "name": "lpbt", "simulation": {"enabled": True}, "seeds": [0], "methods": [], "variants": variants,
-        "experiment": {"data": {"num_landmarks": 3}, "train": {"epochs": 6}}, "resources": {"cpu": 0.5},
+        "experiment": {"data": {"num_landmarks": 3}, "train": {"epochs": 6},
+                       "sigma": {"rl": {"peer_wait_s": 60.0}}},  # a slow start on a loaded machine is still waited for
+        "resources": {"cpu": 0.5},
         "max_failures": 0, "policy": {"pretrain_rounds": 3},
     }, "test")
-    out = run_search(cfg, str(tmp_path), quiet=True)
-    assert out.num_errors == 0
-    rec = pd.read_parquet(out.exp_dir / "records.parquet")
+    runs = [run_search(cfg, str(tmp_path / f"run{i}"), quiet=True) for i in range(2)]
+    assert [out.num_errors for out in runs] == [0, 0]
+    recs = [pd.read_parquet(out.exp_dir / "records.parquet").sort_values([S.VARIANT, S.EPOCH]) for out in runs]
+    rec = recs[0]
     changed = [not np.allclose(a, b) for a, b in zip(rec[S.SIGMA_USED], rec[S.SIGMA_NEXT], strict=True)]
     epochs_changed = set(rec.loc[changed, S.EPOCH])
     assert epochs_changed and epochs_changed <= {2, 4}  # only on the rule's epochs (not the last)
-    stats = json.loads((out.exp_dir / "policy_stats.json").read_text())
+    assert set(recs[0][S.TRIAL_ID]).isdisjoint(recs[1][S.TRIAL_ID])  # new trial ids, the same moves:
+    np.testing.assert_array_equal(np.stack(recs[0][S.SIGMA_NEXT]), np.stack(recs[1][S.SIGMA_NEXT]))
+    stats = json.loads((runs[0].exp_dir / "policy_stats.json").read_text())
     assert stats["board"]["populations"] == 1 and stats["updates"] == 0 and "warm start" not in str(
         stats["restored_from"])
 
@@ -284,3 +304,23 @@ def test_the_wait_count_equals_the_waiting_list_through_restarts_leaves_and_miss
         for epoch in range(0, 8):
             for who in (None, tid, "stranger"):
                 assert b.num_waiting(epoch, who) == len(b.waiting_for(epoch, who))
+
+
+def test_the_landmark_pbt_rule_draws_by_member_not_by_trial_id():
+    """A rerun of the same population (same members, new Tune trial ids) draws the same rule moves;
+    before, the draws were keyed by the trial id and a rerun drew anew."""
+    from distlmk.policy.rollout import rollout
+
+    cfg = SigmaConfig(method="rl", init=2.5, landmark_pbt=LandmarkPBTConfig(interval=1))
+    first, rerun = (rollout("landmark_pbt", cfg, 12, 4, 6, seed=3, tag=tag) for tag in ("run1_", "rerun_"))
+    np.testing.assert_array_equal(first.final_err, rerun.final_err)
+    board = Board()
+    for i, e in enumerate((2.0, 1.0, 0.5)):
+        board.post(f"peer{i}", 2, np.full(4, 1.0 + i), np.full(4, e))
+    board.post("me", 2, np.ones(4), np.full(4, 3.0))  # the worst on every landmark: it exploits each
+
+    def draw(member: int, trial_id: str = "me") -> tuple:
+        rule = PBTRule(0.5, (0.8, 1.25), 0.5, 8.0, 0, member=member)
+        return tuple(board.context(BoardPost("p", trial_id, 2, np.ones(4), np.full(4, 3.0), rule=rule)).sigma_next)
+
+    assert draw(7) == draw(7) and draw(7) != draw(8)  # the member keys the draw

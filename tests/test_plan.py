@@ -112,6 +112,37 @@ def test_plan_carries_each_trials_whole_experiment():
         TrialPlan.from_config(d)
 
 
+def test_landmark_pbt_members_key_their_draws_by_their_place_in_the_plan():
+    """The rule's draws are keyed by the plan's index, which a rerun of the same config repeats (Tune's
+    trial ids do not)."""
+    cfg = from_dict(SearchConfig, sim_cfg(seeds=[0, 1], methods=["fixed", "landmark_pbt"], fixed_sigmas=[2.0],
+                                          experiment={"data": {"num_landmarks": 3}}), "test")
+    plans, again = plan_trials(cfg, 3), plan_trials(cfg, 3)
+    members = [p.experiment.sigma.landmark_pbt.member for p in plans if p.method == "landmark_pbt"]
+    assert members == [p.index for p in plans if p.method == "landmark_pbt"] == [1, 3]
+    assert members == [p.experiment.sigma.landmark_pbt.member for p in again if p.method == "landmark_pbt"]
+    assert all(p.experiment.sigma.landmark_pbt.member is None for p in plans if p.method == "fixed")
+    assert cfg.experiment.sigma.landmark_pbt.member is None  # config untouched
+
+
+def test_pbt_draws_follow_the_scheduler_seed(tmp_path):
+    """`scheduler.seed` fixes Tune's PBT draws in the driver: the first sample of the space and the
+    explore steps repeat for one seed and differ for another."""
+    from ray.tune.schedulers.pbt import _explore
+
+    def draws(seed: int) -> list:
+        cfg = from_dict(SearchConfig, sim_cfg("pbt", seeds=[0], experiment={"data": {"num_landmarks": 3}},
+                                              scheduler={"name": "pbt", "pbt_mutate": "sigma", "seed": seed}), "test")
+        tuner = search_module.build_tuner(cfg, plan_trials(cfg, 3), lambda c: None, str(tmp_path), tmp_path,
+                                          resume=False, quiet=True)  # builds the scheduler: seeds the explore draws
+        space = search_module.pbt_space(cfg, 3)
+        explored = [_explore({k: 1.0 for k in space}, space, 0.25, (1.2, 0.8), None)[0] for _ in range(3)]
+        rng = tuner._local_tuner._tune_config.search_alg._random_state  # the first sample's generator
+        return [explored, {k: d.sample(random_state=rng) for k, d in space.items()}]
+
+    assert draws(3) == draws(3) != draws(4)
+
+
 def test_pbt_and_pb2_reject_mixed_methods():
     for name in ("pbt", "pb2"):
         cfg = from_dict(SearchConfig, sim_cfg(methods=["fixed", "adaloss"], scheduler={"name": name}), "test")

@@ -101,7 +101,11 @@ class LandmarkPBTConfig:
     interval: int = 2  # epochs between exploit steps
     quantile: float = 0.25  # bottom members (this share, at least one) take a top member's sigma_l
     perturb: list[float] = field(default_factory=lambda: [0.8, 1.25])  # factors drawn at random for a taken sigma_l
-    seed: int = 0  # the draws depend on (trial id, epoch, seed) only
+    seed: int = 0  # the draws depend on (seed, member, epoch) only
+    member: int | None = None
+    """The member's place in its population, which keys its draws so that a rerun of the same plan draws
+    the same (set by the plan: the trial's index; by the simulator: the member). None: keyed by the
+    trial id, which Tune draws anew each run."""
 
 
 @dataclass
@@ -213,6 +217,10 @@ class SchedulerConfig:
     lr_range: tuple[float, float] = (5e-4, 5e-3)  # pbt, pb2 mutate train.lr in this range
     sigma_scale_range: tuple[float, float] = (0.5, 2.0)  # pbt, pb2 sigma: global factor on sigma.init (or per_landmark)
     sigma_factor_range: tuple[float, float] = (0.7, 1.4)  # pbt, pb2 sigma: per-landmark factor
+    seed: int = 0
+    """pbt, pb2: seeds the driver's draws (the first sample of the space, and the explore steps, which Tune
+    draws from Python's and NumPy's global generators), so a rerun that sees the same results explores
+    the same. The order in which results arrive can still differ between runs."""
 
 
 @dataclass

@@ -47,7 +47,7 @@ class LandmarkPBTSigma(SigmaController):
         self.trial_id = trial_id
         self.board = board_name(cfg)
         self.transport = transport or RayPolicyTransport(cfg.rl.server_name, cfg.rl.timeout_s)
-        self.rule = PBTRule(p.quantile, tuple(float(f) for f in p.perturb), cfg.min, cfg.max, p.seed)
+        self.rule = PBTRule(p.quantile, tuple(float(f) for f in p.perturb), cfg.min, cfg.max, p.seed, p.member)
         self.exploits = 0  # landmark sigmas taken from top members so far
         self.failures = 0
         self._left = False

@@ -196,6 +196,8 @@ class Board:
         self._latest: dict[str, int] = {}  # each member's last epoch on the board
         self._stacks: dict[int, _Epoch | None] = {}  # built on first read, then kept up to date; None: mixed L
         self._live_at: dict[int, int] = {}  # last epoch -> how many live members (not left, not missed) have it
+        self.expected = 0  # members the search's plan puts on this board (0: not told; only posters are known)
+        self.unseen_missed = False  # a wait timed out while expected members had never posted: not waited for again
 
     # --- writing ------------------------------------------------------------------------
     def post(self, trial_id: str, epoch: int, sigma, err) -> None:
@@ -233,10 +235,17 @@ class Board:
             self.left.add(trial_id)
 
     def mark_missed(self, trial_ids) -> None:
-        """A wait timed out on these members: not waited for again until they post."""
+        """A wait timed out on these members: not waited for again until they post. The expected members
+        that have never posted are not waited for again either (they may not have started)."""
         for t in set(trial_ids):
             self._not_live(t)
             self.missed.add(t)
+        self.unseen_missed = self.unseen_missed or self.unseen() > 0
+
+    def unseen(self) -> int:
+        """Expected members that have never posted (waited for, as members still to come, until a wait
+        times out): a population whose first post comes before its peers' still compares like with like."""
+        return 0 if self.unseen_missed else max(0, self.expected - len(self.epochs))
 
     # --- reading ------------------------------------------------------------------------
     def _epoch(self, epoch: int) -> _Epoch | None:
@@ -289,9 +298,10 @@ class Board:
                 if last < epoch and t != trial_id and t not in self.left and t not in self.missed]
 
     def num_waiting(self, epoch: int, trial_id: str | None = None) -> int:
-        """len(waiting_for(epoch, trial_id)) from per-epoch counts: O(epochs), not O(members)."""
+        """len(waiting_for(epoch, trial_id)) from per-epoch counts (O(epochs), not O(members)), plus the
+        expected members that have never posted (`unseen`)."""
         n = sum(c for e, c in self._live_at.items() if e < epoch)
-        return n - int(trial_id is not None and self._live(trial_id) and self._latest[trial_id] < epoch)
+        return n - int(trial_id is not None and self._live(trial_id) and self._latest[trial_id] < epoch) + self.unseen()
 
     def contexts(self, posts: list[BoardPost]) -> list[BoardContext]:
         """`context` of many posts (already on the board): the posts to one epoch with one quantile
@@ -332,7 +342,8 @@ class Board:
         feats, median = _features(sigma, err, np.log(ps), np.maximum(pe, 1e-6), post.quantile)
         ctx = BoardContext(feats, median, pe.shape[1])
         if post.rule is not None:
-            rng = np.random.default_rng([zlib.crc32(post.trial_id.encode()), int(post.epoch), post.rule.seed])
+            member = post.rule.member if post.rule.member is not None else zlib.crc32(post.trial_id.encode())
+            rng = np.random.default_rng([member, int(post.epoch), post.rule.seed])
             ctx.sigma_next, ctx.exploited = landmark_pbt_sigma(sigma, err, ps.T, pe.T, post.rule, rng)
         return ctx
 
@@ -396,6 +407,12 @@ class Boards:
     def leave(self, trial_id: str) -> None:
         for board in self.boards.values():
             board.leave(trial_id)
+
+    def expect(self, counts: dict[str, int]) -> None:
+        """How many members each board's population has (the search's plan): a wait also covers the
+        members that have not posted yet."""
+        for name, n in counts.items():
+            self[name].expected = int(n)
 
 
 __all__ = ["Board", "Boards", "landmark_pbt_sigma", "peer_features", "top_count"]

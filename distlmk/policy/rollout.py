@@ -37,6 +37,7 @@ class RolloutResult:
     final_err: np.ndarray  # [T] mean final validation error (mm)
     sigma_distance: np.ndarray  # [T] mean |log sigma - log best sigma| at the end
     epochs_used: np.ndarray  # [T]
+    sigma_spread: float = 0.0  # sd of log sigma over the members at the end, mean over landmarks (0: a herd)
 
 
 def make_trial(sigma_cfg: SigmaConfig, num_landmarks: int, epochs: int, task: int, member: int, start: np.ndarray,
@@ -45,7 +46,9 @@ def make_trial(sigma_cfg: SigmaConfig, num_landmarks: int, epochs: int, task: in
     """One simulated member (rl, or the landmark_pbt rule) of population `task`: the task's
     simulated network (`distlmk.sim.SIMULATORS[simulator]`) with its own noise, starting at sigma `start` [L]."""
     rl = dataclasses.replace(sigma_cfg.rl, board=board)
-    sigma = dataclasses.replace(sigma_cfg, method=method, per_landmark=[float(s) for s in start], rl=rl)
+    rule = dataclasses.replace(sigma_cfg.landmark_pbt, member=member)  # the rule's draws keyed by the member
+    sigma = dataclasses.replace(sigma_cfg, method=method, per_landmark=[float(s) for s in start], rl=rl,
+                                landmark_pbt=rule)
     exp = ExperimentConfig(data=DataConfig(num_landmarks=num_landmarks), train=TrainConfig(epochs=epochs, seed=task),
                            sigma=sigma)
     controller = (LandmarkPBTSigma if method == "landmark_pbt" else RLSigma)(sigma, num_landmarks, trial_id, transport)
@@ -82,6 +85,7 @@ def rollout(policy: PolicyCore | str, sigma_cfg: SigmaConfig, num_trials: int, n
         sigma_distance=np.array([np.mean(np.abs(np.log(t.controller.sigma_values()) - t.model.log_target))
                                  for t in trials]),
         epochs_used=np.array([t.epoch for t in trials]),
+        sigma_spread=float(np.log([t.controller.sigma_values() for t in trials]).std(axis=0).mean()),
     )
 
 

@@ -3,7 +3,8 @@
 Requests that arrive within `batch_wait_ms` of each other are answered with one forward
 pass. The server also holds the populations' boards (`distlmk.policy.board`): `decide` (an rl
 trial's one call per decision) and `context` book a member's post and, after waiting (at most
-the post's `wait_s`) until every known live member of that population has posted the epoch,
+the post's `wait_s`) until every known live member of that population, and every member the plan
+announced (`expect`) that has not posted yet, has posted the epoch,
 compute its features against the peers at the same epoch; a member a wait timed out on is not
 waited for again until it posts, one that `leave`s never. The decisions of one flush get their
 board contexts in one pass per (population, epoch) (`Boards.contexts`), then one forward pass. The boards live in memory: a restarted server starts with empty boards
@@ -197,6 +198,10 @@ class PolicyServer:
         waited = time.perf_counter() - t0
         self.board_waits["waited_s"] += waited
         return waited
+
+    def expect(self, counts: dict[str, int]) -> None:
+        """The search's plan: how many members each board's population has (`Boards.expect`)."""
+        self.boards.expect(counts)
 
     async def leave(self, trial_id: str) -> None:
         """The trial is over: no board waits for it any more (its rows stay)."""

@@ -62,9 +62,12 @@ def _require_every_key(cls: type, d: dict, where: str) -> None:
 # --- the search as a whole (its cross-field rules: distlmk.config.validate_search) -------------
 
 
+BOARD_METHODS = frozenset({"rl", "landmark_pbt"})  # the methods whose members post to a board on the policy server
+
+
 def uses_policy(cfg: SearchConfig) -> bool:
     """Whether any trial is rl or landmark_pbt (then the central policy server runs: it holds the boards)."""
-    return bool({"rl", "landmark_pbt"} & (set(cfg.methods) | {v.method for v in cfg.variants}))
+    return bool(BOARD_METHODS & (set(cfg.methods) | {v.method for v in cfg.variants}))
 
 
 def policy_server_name(cfg: SearchConfig) -> str:
@@ -107,6 +110,8 @@ def plan_trials(cfg: SearchConfig, num_landmarks: int) -> list[TrialPlan]:
             exp.train.seed = int(seed)
         if cfg.seed_varies in ("data", "both"):  # an unseen synthetic draw: new images, its own splits
             exp.data.synth_seed = int(seed)
+        if method == "landmark_pbt":  # its rule's draws keyed by its place in the plan: a rerun draws the same
+            exp.sigma.landmark_pbt.member = len(plans)
         plans.append(TrialPlan(len(plans), method, int(seed), variant, replica, num_landmarks, exp))
 
     for seed in cfg.seeds:

@@ -8,25 +8,31 @@ command layer (`distlmk.cli`) writes it from the files this leaves behind.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import dataclasses
 import logging
 import os
+import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import ray
 from ray import tune
 from ray.tune.experiment import Trial
+from ray.tune.search.basic_variant import BasicVariantGenerator
 
 from distlmk import rundir
 from distlmk import schema as S
 from distlmk.atomic import atomic_write_json
 from distlmk.config import SearchConfig, to_dict, validate_search
 from distlmk.config.load import PBT_SCHEDULERS
+from distlmk.control.rl import board_name
 from distlmk.population.localray import init_ray
 from distlmk.population.plan import (
+    BOARD_METHODS,
     TrialPlan,
     fit_to_resources,
     plan_trials,
@@ -119,6 +125,9 @@ def _identity_keeping_pb2():
 
 def build_scheduler(cfg: SearchConfig, num_landmarks: int):
     s = cfg.scheduler
+    if s.name in PBT_SCHEDULERS:  # Tune's PBT and PB2 explore with the global generators: seed them
+        random.seed(s.seed)
+        np.random.seed(s.seed)
     if s.name == "asha":
         return tune.schedulers.ASHAScheduler(
             time_attr="training_iteration",
@@ -256,8 +265,9 @@ def run_spec(cfg: SearchConfig, resources: dict) -> RunSpec:
     return RunSpec(gpu=resources.get("gpu", 0.0), simulation=simulation, faults=list(cfg.faults.inject))
 
 
-def start_policy(cfg: SearchConfig, exp_dir: Path):
-    """The central policy actor (only when rl or landmark_pbt trials run), ready to answer."""
+def start_policy(cfg: SearchConfig, exp_dir: Path, plans: list[TrialPlan]):
+    """The central policy actor (only when rl or landmark_pbt trials run), ready to answer, told how
+    many members each board's population has (so the first posts wait for peers not yet seen)."""
     if not uses_policy(cfg):
         return None
     from distlmk.policy.server import start_policy_server
@@ -266,6 +276,8 @@ def start_policy(cfg: SearchConfig, exp_dir: Path):
     policy = cfg.policy if trains else dataclasses.replace(cfg.policy, pretrain_rounds=0)  # board only: no warm start
     server = start_policy_server(policy_server_name(cfg), policy, str(rundir.policy_dir(exp_dir)), cfg.experiment.sigma)
     ray.get(server.ping.remote())  # wait until the RLModule and Learner are built
+    members = collections.Counter(board_name(p.experiment.sigma) for p in plans if p.method in BOARD_METHODS)
+    ray.get(server.expect.remote(dict(members)))
     return server
 
 
@@ -291,6 +303,7 @@ def build_tuner(cfg: SearchConfig, plans: list[TrialPlan], trainable, storage: s
             metric=S.TUNE_METRIC,
             mode=S.TUNE_MODE,
             scheduler=build_scheduler(cfg, num_landmarks),
+            search_alg=BasicVariantGenerator(random_state=cfg.scheduler.seed),  # the first sample of pbt_space
             max_concurrent_trials=cfg.max_concurrent or None,
         ),
         run_config=tune.RunConfig(
@@ -337,7 +350,7 @@ def run_search(cfg: SearchConfig, out_dir: str = "results", address: str | None 
     joined = init_ray(address, log_to_driver=True)
     resources = trial_resources(cfg)
     plans = [fit_to_resources(p, resources["cpu"], resources.get("gpu", 0.0)) for p in plans]
-    server = start_policy(cfg, exp_dir)
+    server = start_policy(cfg, exp_dir, plans)
     try:
         exp_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_json(exp_dir / rundir.SEARCH_CONFIG, to_dict(cfg))
