@@ -319,8 +319,8 @@ def test_the_landmark_pbt_rule_draws_by_member_not_by_trial_id():
         board.post(f"peer{i}", 2, np.full(4, 1.0 + i), np.full(4, e))
     board.post("me", 2, np.ones(4), np.full(4, 3.0))  # the worst on every landmark: it exploits each
 
-    def draw(member: int, trial_id: str = "me") -> tuple:
+    def draw(member: int) -> tuple:
         rule = PBTRule(0.5, (0.8, 1.25), 0.5, 8.0, 0, member=member)
-        return tuple(board.context(BoardPost("p", trial_id, 2, np.ones(4), np.full(4, 3.0), rule=rule)).sigma_next)
+        return tuple(board.context(BoardPost("p", "me", 2, np.ones(4), np.full(4, 3.0), rule=rule)).sigma_next)
 
     assert draw(7) == draw(7) and draw(7) != draw(8)  # the member keys the draw

@@ -129,16 +129,17 @@ def test_pbt_draws_follow_the_scheduler_seed(tmp_path):
     """`scheduler.seed` fixes Tune's PBT draws in the driver: the first sample of the space and the
     explore steps repeat for one seed and differ for another."""
     from ray.tune.schedulers.pbt import _explore
+    from ray.tune.search.variant_generator import generate_variants
 
     def draws(seed: int) -> list:
         cfg = from_dict(SearchConfig, sim_cfg("pbt", seeds=[0], experiment={"data": {"num_landmarks": 3}},
                                               scheduler={"name": "pbt", "pbt_mutate": "sigma", "seed": seed}), "test")
-        tuner = search_module.build_tuner(cfg, plan_trials(cfg, 3), lambda c: None, str(tmp_path), tmp_path,
-                                          resume=False, quiet=True)  # builds the scheduler: seeds the explore draws
+        search_module.build_tuner(cfg, plan_trials(cfg, 3), lambda c: None, str(tmp_path), tmp_path,
+                                  resume=False, quiet=True)  # builds the scheduler: seeds the driver's draws
         space = search_module.pbt_space(cfg, 3)
+        first = [v for _, v in generate_variants(space)]  # as Tune's generator samples it, from NumPy's global
         explored = [_explore({k: 1.0 for k in space}, space, 0.25, (1.2, 0.8), None)[0] for _ in range(3)]
-        rng = tuner._local_tuner._tune_config.search_alg._random_state  # the first sample's generator
-        return [explored, {k: d.sample(random_state=rng) for k, d in space.items()}]
+        return [first, explored]
 
     assert draws(3) == draws(3) != draws(4)
 

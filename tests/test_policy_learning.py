@@ -10,7 +10,8 @@ from the default peer rewards alone to read the board (where the peers that do b
 landmark put its sigma) and its own history. Populations of different policies have the same
 members (task, start, noise), so errors are compared member by member; returns are not (a
 peer reward is relative to the member's own population). The same frozen policy with every
-board answer neutral must do worse too: it reads the board, not only its own history.
+board answer neutral must do worse too: it uses the board (its features, and ADOPT's target, which
+without a board keeps), not only its own history.
 
 Two simulators (`distlmk.sim`). In the cost model the policy must beat every baseline, the
 landmark_pbt rule included. In the population simulator calibrated on real grid runs (coupled

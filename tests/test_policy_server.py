@@ -144,6 +144,24 @@ def test_board_waits_for_live_peers_at_the_same_epoch(server):
     assert ray.get(srv.stats.remote())["board"]["timeouts"] == 1
 
 
+def test_the_first_post_waits_for_the_members_the_plan_announced(server):
+    """`expect`: a member's first post waits for announced members that have never posted (it used to
+    answer alone at once), is released when they post, and a timeout stops the waiting for good."""
+    _, srv, _ = server
+    ray.get(srv.expect.remote({"planned": 2, "late": 3}))
+    first = srv.context.remote(post("a", 1, [1.0, 4.0], board="planned"))
+    time.sleep(0.5)
+    assert not ray.wait([first], timeout=0)[0]  # b was announced, not seen: a waits
+    ray.get(srv.context.remote(post("b", 1, [2.0, 2.0], board="planned")))
+    assert ray.get(first, timeout=10).num_peers == 1  # released by b's post, with b as its peer
+    t0 = time.time()  # two of "late"'s three never post: one wait runs its bound, then none
+    assert ray.get(srv.context.remote(post("x", 1, [1.0, 1.0], wait_s=0.5, board="late"))).num_peers == 0
+    assert time.time() - t0 > 0.4
+    t0 = time.time()
+    ray.get(srv.context.remote(post("x", 2, [1.0, 1.0], wait_s=5.0, board="late")))
+    assert time.time() - t0 < 2
+
+
 def test_one_call_decision_posts_completes_and_acts(server):
     """`decide`: the post goes on the board (a later member sees it as a peer), the answer's context
     is the board's, and the step the policy books is the one completed from that context."""

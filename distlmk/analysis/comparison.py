@@ -211,13 +211,15 @@ def build_comparison(run: CompareRun, reps: int = 2000) -> dict:
 
 # --- the one read of the test split, journalled --------------------------------------------
 def _commit() -> str:
-    """HEAD's commit, with "+dirty" when tracked files differ from it (the run's code is not that commit)."""
+    """HEAD's commit, with "+dirty" when the package's code or settings (`distlmk/`, `pyproject.toml`)
+    differ from it: the run's code is not that commit."""
     here = Path(__file__).parent
     try:
         head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=10)
         if not head.stdout.strip():
             return "unknown"
-        dirty = subprocess.run(["git", "diff", "--quiet", "HEAD", "--"], cwd=here, capture_output=True, timeout=10)
+        dirty = subprocess.run(["git", "diff", "--quiet", "HEAD", "--", "distlmk", "pyproject.toml"],
+                               cwd=here.parent.parent, capture_output=True, timeout=10)
         return head.stdout.strip() + ("+dirty" if dirty.returncode == 1 else "")
     except (OSError, subprocess.SubprocessError):
         return "unknown"

@@ -220,7 +220,8 @@ class SchedulerConfig:
     seed: int = 0
     """pbt, pb2: seeds the driver's draws (the first sample of the space, and the explore steps, which Tune
     draws from Python's and NumPy's global generators), so a rerun that sees the same results explores
-    the same. The order in which results arrive can still differ between runs."""
+    the same. The order in which results arrive can still differ between runs; a resumed search is not
+    seeded again."""
 
 
 @dataclass

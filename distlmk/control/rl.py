@@ -227,7 +227,7 @@ class TrialState:
         new = sigma.copy()
         new[lm_rows] = np.clip(target, c.min, c.max)
         self.last_move[:] = 0
-        adopted = np.sign(np.round(np.log(new[lm_rows] / sigma[lm_rows]), 6))  # ADOPT: the direction it went
+        adopted = np.sign(np.round(np.log(target / sigma[lm_rows]), 6))  # ADOPT: the way it moved (clipped or not)
         self.last_move[lm_rows] = np.where(lm_move == Move.ADOPT, adopted, steps)
         newly_ended = np.zeros(self.num_landmarks, bool)
         newly_ended[lm_rows] = ends[is_lm]

@@ -59,7 +59,8 @@ class CoreTransport(LocalBoards):
 
 
 class FixedActionTransport(LocalBoards):
-    """keep: every sigma stays, nothing stops; random: uniform random moves, nothing stops."""
+    """keep: every sigma stays, nothing stops; random: uniform random steps (lower, keep or raise; ADOPT
+    reads the board, a random walk does not), nothing stops."""
 
     def __init__(self, mode: str, seed: int = 0):
         super().__init__()

@@ -7,8 +7,12 @@ the post's `wait_s`) until every known live member of that population, and every
 announced (`expect`) that has not posted yet, has posted the epoch,
 compute its features against the peers at the same epoch; a member a wait timed out on is not
 waited for again until it posts, one that `leave`s never. The decisions of one flush get their
-board contexts in one pass per (population, epoch) (`Boards.contexts`), then one forward pass. The boards live in memory: a restarted server starts with empty boards
-(features read as "alone" until peers post again). PPO updates run in a worker thread, so serving continues (with the previous
+board contexts in one pass per (population, epoch) (`Boards.contexts`), then one forward pass.
+An announced member that never posts (it has not started: a population larger than what runs at
+once; it ended in an earlier run of a resumed search; it failed first) costs one wait's bound per
+board, after which unseen members are not waited for. The boards live in memory: a restarted
+server starts with empty boards and without the plan's counts (features read as "alone" until peers
+post again; waits cover the members seen since). PPO updates run in a worker thread, so serving continues (with the previous
 weights) while the Learner trains; the inference module is re-synced afterwards. After
 every update the LearnerGroup is saved atomically under `checkpoint_dir`; a restarted
 actor (`max_restarts`) reloads it, so weights survive a crash.
@@ -174,14 +178,14 @@ class PolicyServer:
                 del self._board_waiters[key]
 
     async def context(self, post: BoardPost) -> BoardContext:
-        """Book the post, wait (bounded) for the population's live members to post this epoch,
-        answer the board context against the peers at this epoch."""
+        """Book the post, wait (bounded) for the population's live and announced members to post this
+        epoch, answer the board context against the peers at this epoch."""
         waited = await self._post_and_wait(post)
         return self.boards[post.board].context(post, waited)
 
     async def _post_and_wait(self, post: BoardPost) -> float:
-        """Book the post; wait (at most `post.wait_s`) until no live member of its population is
-        still to post this epoch. The seconds waited."""
+        """Book the post; wait (at most `post.wait_s`) until no live or announced member of its
+        population is still to post this epoch. The seconds waited."""
         board = self.boards.post(post)
         self._release_waiters()
         t0 = time.perf_counter()

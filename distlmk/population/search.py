@@ -22,7 +22,6 @@ import numpy as np
 import ray
 from ray import tune
 from ray.tune.experiment import Trial
-from ray.tune.search.basic_variant import BasicVariantGenerator
 
 from distlmk import rundir
 from distlmk import schema as S
@@ -125,9 +124,9 @@ def _identity_keeping_pb2():
 
 def build_scheduler(cfg: SearchConfig, num_landmarks: int):
     s = cfg.scheduler
-    if s.name in PBT_SCHEDULERS:  # Tune's PBT and PB2 explore with the global generators: seed them
-        random.seed(s.seed)
-        np.random.seed(s.seed)
+    if s.name in PBT_SCHEDULERS:  # Tune draws the first sample of the space (NumPy) and PBT's and PB2's
+        random.seed(s.seed)  # explore steps (Python, NumPy) from the driver's global generators: seed them.
+        np.random.seed(s.seed)  # (Each PBT/PB2 stage of a compare starts from the same state; a resume is not reseeded.)
     if s.name == "asha":
         return tune.schedulers.ASHAScheduler(
             time_attr="training_iteration",
@@ -303,7 +302,6 @@ def build_tuner(cfg: SearchConfig, plans: list[TrialPlan], trainable, storage: s
             metric=S.TUNE_METRIC,
             mode=S.TUNE_MODE,
             scheduler=build_scheduler(cfg, num_landmarks),
-            search_alg=BasicVariantGenerator(random_state=cfg.scheduler.seed),  # the first sample of pbt_space
             max_concurrent_trials=cfg.max_concurrent or None,
         ),
         run_config=tune.RunConfig(
