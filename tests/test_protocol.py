@@ -100,6 +100,8 @@ def test_adopt_takes_the_top_peers_sigma_from_the_board():
     kept, _, _ = p.apply(sigma, rows, adopt, progress=0.5, board=None)  # no peers: nothing to adopt
     np.testing.assert_allclose(kept, sigma)
     np.testing.assert_array_equal(p.last_move, [0, 0, 0])
+    alone, _, _ = p.apply(sigma, rows, adopt, progress=0.5, board=np.zeros_like(board))  # what RLSigma sends alone
+    np.testing.assert_allclose(alone, sigma)
     mixed, _, _ = p.apply(sigma, rows, np.array([[0, 0], [3, 0], [1, 0], [2, 0]]), progress=0.5, board=board)
     np.testing.assert_allclose(mixed, [1.0, 8.0, 6.0])  # lower, adopt, keep; the trial row moves nothing
 
