@@ -15,13 +15,17 @@ margins (mm, and in standard errors) over keep and over landmark_pbt (positive: 
 and how far apart the members' sigmas end (`sigma_spread`, the sd of log sigma over members, mean over
 landmarks; 0: the population herded onto one sigma per landmark) and how far they end from each
 landmark's best (`sigma_distance`, mean |log sigma - log best sigma|), the policy's and each baseline's.
+Each evaluation runs the frozen policy twice, greedy and drawing its actions (`sampled_…`), and leaves
+the global generators as it found them, so the training curve does not depend on the evaluations.
 """
 
 from __future__ import annotations
 
 import argparse
+import random
 import time
 
+import numpy as np
 import torch
 
 from benchmarks.common import write_result
@@ -37,17 +41,26 @@ EPOCHS = {"cost_model": 12, "network": 8}
 
 
 def evaluate(core: PolicyCore, sc: SigmaConfig, simulator: str, seed: int, members: int, landmarks: int) -> dict:
-    """The frozen greedy policy against keep and landmark_pbt on held-out task 10_000 + seed (paired)."""
-    learned, baselines = evaluate_frozen(core, sc, members, landmarks, EPOCHS[simulator], seed=10_000 + seed,
-                                         simulator=simulator, baselines=("keep", "landmark_pbt"))
-    out = {"final_err_mm": float(learned.final_err.mean()), "sigma_spread": learned.sigma_spread,
-           "sigma_distance": float(learned.sigma_distance.mean())}
-    for name, base in baselines.items():
-        margin, se = paired_margin(base, learned)
-        out[f"margin_over_{name}_mm"] = margin
-        out[f"margin_over_{name}_se"] = margin / se
-        out[f"{name}_sigma_spread"] = base.sigma_spread
-        out[f"{name}_sigma_distance"] = float(base.sigma_distance.mean())
+    """The frozen policy, greedy and drawing its actions (keys prefixed `sampled_`), against keep and
+    landmark_pbt on held-out task 10_000 + seed (paired). The global generators are restored
+    afterwards, so training goes on exactly as if nothing had been evaluated."""
+    state = torch.get_rng_state(), np.random.get_state(), random.getstate()
+    out = {}
+    for prefix, sampled in (("", False), ("sampled_", True)):
+        learned, baselines = evaluate_frozen(core, sc, members, landmarks, EPOCHS[simulator], seed=10_000 + seed,
+                                             simulator=simulator, baselines=("keep", "landmark_pbt"), sampled=sampled)
+        out |= {f"{prefix}final_err_mm": float(learned.final_err.mean()), f"{prefix}sigma_spread": learned.sigma_spread,
+                f"{prefix}sigma_distance": float(learned.sigma_distance.mean())}
+        for name, base in baselines.items():
+            margin, se = paired_margin(base, learned)
+            out[f"{prefix}margin_over_{name}_mm"] = margin
+            out[f"{prefix}margin_over_{name}_se"] = margin / se
+            if not sampled:
+                out[f"{name}_sigma_spread"] = base.sigma_spread
+                out[f"{name}_sigma_distance"] = float(base.sigma_distance.mean())
+    torch.set_rng_state(state[0])
+    np.random.set_state(state[1])
+    random.setstate(state[2])
     return out
 
 

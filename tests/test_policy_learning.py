@@ -18,7 +18,8 @@ landmark_pbt rule included. In the population simulator calibrated on real grid 
 landmarks, sigma effects with memory, optima that move during training) it must beat keep, random
 and itself without the board; there the rule still wins after this much training (0.044 mm after 10
 rounds of this seed), and the test reports that margin rather than asserting it. Longer training
-swings between 0.07 mm worse and 0.03 mm better (benchmarks/simulator_learning_curve.py): the
+swings between 0.07 mm worse and 0.03 mm better (benchmarks/simulator_learning_curve.py; drawing the
+frozen policy's actions beats the rule at 6 of 8 points, not reliably): the
 simulator leaves a controller only 0.029 mm over the rule (benchmarks/simulator_headroom.py), and a
 policy's population herds onto one sigma per landmark, and where the herd lands decides the margin;
 the peer reward cannot see herding (every member shares its cost).

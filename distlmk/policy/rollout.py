@@ -94,13 +94,13 @@ BASELINES = ("keep", "random", "landmark_pbt", "blind")
 
 def evaluate_frozen(core: PolicyCore, sigma_cfg: SigmaConfig, num_trials: int, num_landmarks: int, epochs: int,
                     seed: int, simulator: str = "cost_model", baselines: tuple[str, ...] = BASELINES,
-                    ) -> tuple[RolloutResult, dict[str, RolloutResult]]:
-    """The policy, frozen and greedy, and fair baselines on task `seed` (the same members each, so
-    errors pair member by member): "keep", "random", "landmark_pbt" (the rule at the policy's
-    decision interval, on the same board) and "blind" (this policy with every board answer
-    neutral). The core's freeze and explore flags are restored afterwards."""
+                    sampled: bool = False) -> tuple[RolloutResult, dict[str, RolloutResult]]:
+    """The policy, frozen and greedy (`sampled`: drawing its actions), and fair baselines on task `seed`
+    (the same members each, so errors pair member by member): "keep", "random", "landmark_pbt" (the
+    rule at the policy's decision interval, on the same board) and "blind" (this policy with every
+    board answer neutral). The core's freeze and explore flags are restored afterwards."""
     flags = core.cfg.freeze, core.cfg.explore
-    core.cfg.freeze, core.cfg.explore = True, False
+    core.cfg.freeze, core.cfg.explore = True, sampled
     run = dict(sigma_cfg=sigma_cfg, num_trials=num_trials, num_landmarks=num_landmarks, epochs=epochs, seed=seed,
                simulator=simulator)
     rule = dataclasses.replace(sigma_cfg, landmark_pbt=dataclasses.replace(
