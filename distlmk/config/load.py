@@ -151,7 +151,7 @@ def validate_search(cfg: SearchConfig) -> None:
     if not (cfg.methods or cfg.variants) or not cfg.seeds:
         raise ConfigError("methods (or variants) and seeds must not be empty")
     name = cfg.scheduler.name
-    if name in PBT_SCHEDULERS and len(set(cfg.methods) | {v.method for v in cfg.variants}) > 1:
+    if name in PBT_SCHEDULERS and len(cfg.all_methods()) > 1:
         raise ConfigError(
             f"scheduler.name: {name} copies checkpoints and configs between trials, which would mix methods; "
             f"use {name} with a single method, or asha/none to compare methods"

@@ -364,6 +364,10 @@ class SearchConfig:
     simulation: SimulationConfig = field(default_factory=SimulationConfig)  # cost-model trials
     faults: FaultsConfig = field(default_factory=FaultsConfig)  # fault injection (tests, drills)
 
+    def all_methods(self) -> set[str]:
+        """Every sigma method the search runs: `methods` and the variants' methods."""
+        return set(self.methods) | {v.method for v in self.variants}
+
 
 @dataclass
 class CompareConfig:

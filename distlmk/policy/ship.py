@@ -47,8 +47,7 @@ def starts_from_shipped(cfg) -> bool:
     """Whether `distlmk search` starts this search's central policy from the shipped one: it has rl
     trials and its config names neither a checkpoint nor a warm start (`--fresh-policy` opts out).
     `cfg` is a `SearchConfig`."""
-    methods = set(cfg.methods) | {v.method for v in cfg.variants}
-    return "rl" in methods and cfg.policy.checkpoint is None and cfg.policy.pretrain_rounds == 0
+    return "rl" in cfg.all_methods() and cfg.policy.checkpoint is None and cfg.policy.pretrain_rounds == 0
 
 
 def digest(checkpoint: str | Path) -> str:

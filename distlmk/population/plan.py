@@ -67,7 +67,7 @@ BOARD_METHODS = frozenset({"rl", "landmark_pbt"})  # the methods whose members p
 
 def uses_policy(cfg: SearchConfig) -> bool:
     """Whether any trial is rl or landmark_pbt (then the central policy server runs: it holds the boards)."""
-    return bool(BOARD_METHODS & (set(cfg.methods) | {v.method for v in cfg.variants}))
+    return bool(BOARD_METHODS & cfg.all_methods())
 
 
 def policy_server_name(cfg: SearchConfig) -> str:

@@ -271,7 +271,7 @@ def start_policy(cfg: SearchConfig, exp_dir: Path, plans: list[TrialPlan]):
         return None
     from distlmk.policy.server import start_policy_server
 
-    trains = "rl" in cfg.methods or any(v.method == "rl" for v in cfg.variants)
+    trains = "rl" in cfg.all_methods()
     policy = cfg.policy if trains else dataclasses.replace(cfg.policy, pretrain_rounds=0)  # board only: no warm start
     server = start_policy_server(policy_server_name(cfg), policy, str(rundir.policy_dir(exp_dir)), cfg.experiment.sigma)
     ray.get(server.ping.remote())  # wait until the RLModule and Learner are built
