@@ -31,7 +31,7 @@ import numpy as np
 from benchmarks.common import write_result
 from benchmarks.simulator_learning_curve import EPOCHS, SIGMA
 from distlmk.config import SigmaConfig
-from distlmk.policy.rollout import rollout
+from distlmk.policy.rollout import member_rng, rollout, task_seed
 from distlmk.sim import SIMULATORS
 
 HELD_OUT = 10_000  # the learning test's and the learning curve's held-out tasks start here
@@ -39,12 +39,12 @@ HELD_OUT = 10_000  # the learning test's and the learning curve's held-out tasks
 
 def oracle_err(sc: SigmaConfig, simulator: str, members: int, landmarks: int, epochs: int, seed: int) -> np.ndarray:
     """Final mean error [members] with every landmark at its late optimum from epoch 1 (the same task
-    and member noise as `rollout`'s members: `make_trial`'s seeds)."""
-    task = seed * 100_003
+    and member noise as `rollout`'s members)."""
+    task = task_seed(seed)
     out = []
     for member in range(members):
         model = SIMULATORS[simulator](landmarks, task, sc.min, sc.max)
-        model.rng = np.random.default_rng([task, member, 31])
+        model.rng = member_rng(task, member)
         best = np.clip(np.exp(model.log_target), sc.min, sc.max)
         for _ in range(epochs):
             model.step(best)

@@ -40,6 +40,16 @@ class RolloutResult:
     sigma_spread: float = 0.0  # sd of log sigma over the members at the end, mean over landmarks (0: a herd)
 
 
+def task_seed(seed: int) -> int:
+    """The simulated task (its landmarks) of population `seed`."""
+    return seed * 100_003
+
+
+def member_rng(task: int, member: int) -> np.random.Generator:
+    """A member's own noise on task `task`: the same landmarks as its peers, its own draws."""
+    return np.random.default_rng([task, member, 31])
+
+
 def make_trial(sigma_cfg: SigmaConfig, num_landmarks: int, epochs: int, task: int, member: int, start: np.ndarray,
                trial_id: str, board: str, transport, method: str = "rl", simulator: str = "cost_model",
                ) -> SimulatedTrainer:
@@ -53,7 +63,7 @@ def make_trial(sigma_cfg: SigmaConfig, num_landmarks: int, epochs: int, task: in
                            sigma=sigma)
     controller = (LandmarkPBTSigma if method == "landmark_pbt" else RLSigma)(sigma, num_landmarks, trial_id, transport)
     trainer = SimulatedTrainer(exp, controller=controller, seed=task, model=simulator)
-    trainer.model.rng = np.random.default_rng([task, member, 31])  # same landmarks, own noise
+    trainer.model.rng = member_rng(task, member)
     return trainer
 
 
@@ -69,7 +79,7 @@ def rollout(policy: PolicyCore | str, sigma_cfg: SigmaConfig, num_trials: int, n
         transport = LocalBoards()
     else:
         transport = FixedActionTransport(policy, seed) if isinstance(policy, str) else CoreTransport(policy, blind)
-    task = seed * 100_003
+    task = task_seed(seed)
     starts = latin_sigmas(num_trials, num_landmarks, sigma_cfg.min, sigma_cfg.max, seed=task)
     trials = [make_trial(sigma_cfg, num_landmarks, epochs, task, i, starts[i], f"{tag}{i}", tag, transport, method,
                          simulator) for i in range(num_trials)]
@@ -143,4 +153,5 @@ def warm_start(core: PolicyCore, sigma_cfg: SigmaConfig) -> None:
     log.info("policy warm-started on the %s simulator: %s updates", cfg.pretrain_simulator, core.stats["updates"])
 
 
-__all__ = ["BASELINES", "RolloutResult", "evaluate_frozen", "make_trial", "paired_margin", "rollout", "warm_start"]
+__all__ = ["BASELINES", "RolloutResult", "evaluate_frozen", "make_trial", "member_rng", "paired_margin", "rollout",
+           "task_seed", "warm_start"]
