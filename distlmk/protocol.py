@@ -45,9 +45,11 @@ mean error). No sigma grid's answer is an input: a grid is a baseline, not conte
 
 Action per row: MultiDiscrete([4, 2]) = (`ActionPart.MOVE`: `Move.LOWER/KEEP/RAISE/ADOPT`,
 `ActionPart.END`: continue/end); the policy's logits are in `Logit` order. LOWER and RAISE step
-sigma_l by `rl.step_factor`; ADOPT takes the sigma_l of the peers that do best on l (the
-geometric mean of the top quantile, the board's SIGMA_VS_TOP), so copying a peer, the
-landmark_pbt rule's exploit, is one action the policy can learn when to take. On a landmark row
+sigma_l by `rl.step_factor`; ADOPT takes the sigma_l of one of the peers that do best on l
+(`BoardContext.donor_sigma`: a member of the top quantile drawn per member, epoch and landmark),
+so copying a peer, the landmark_pbt rule's exploit, is one action the policy can learn when to
+take. A random donor, not the top quantile's mean, keeps a population that adopts spread over
+the good sigmas instead of herding onto one (measured in the simulators: issue 15's note). On a landmark row
 `end` ends the interaction for that landmark (sigma frozen); on the trial row `end` stops the
 trial. Both are honoured only when allowed (`rl.allow_stop`) and after `rl.min_progress_to_stop`.
 
@@ -112,7 +114,7 @@ class Move(IntEnum):
     LOWER = 0  # sigma_l / step_factor
     KEEP = 1
     RAISE = 2  # sigma_l * step_factor
-    ADOPT = 3  # sigma_l -> the top peers' geometric mean sigma_l (sigma_l * exp(-SIGMA_VS_TOP)); alone: keep
+    ADOPT = 3  # sigma_l -> a top peer's sigma_l (BoardContext.donor_sigma); alone: keep
 
 
 class Logit(IntEnum):
@@ -198,8 +200,7 @@ class PBTRule(Wire):
     perturb: tuple[float, ...]
     lo: float
     hi: float
-    seed: int = 0  # with (member, epoch): the draw is reproducible
-    member: int | None = None  # the member's place in its population (None: its trial id keys the draw)
+    seed: int = 0  # with (BoardPost.member, epoch): the draw is reproducible
 
 
 @dataclass
@@ -214,6 +215,7 @@ class BoardPost(Wire):
     quantile: float = 0.25  # "peers that do best on l": the top quantile of peers by error on l
     wait_s: float = 0.0  # the server may wait this long for the population's live members to post this epoch
     rule: PBTRule | None = None  # landmark_pbt: also answer the rule's next sigma
+    member: int | None = None  # the member's place in its population: keys the board's draws (None: the trial id)
 
 
 @dataclass
@@ -226,6 +228,7 @@ class BoardContext(Wire):
     waited_s: float = 0.0
     sigma_next: np.ndarray | None = None  # [L] landmark_pbt's answer (None without a rule)
     exploited: np.ndarray | None = None  # [L] landmarks whose sigma was taken (with a rule)
+    donor_sigma: np.ndarray | None = None  # [L] ADOPT's target: one top peer's sigma_l (own sigma without peers)
 
     @staticmethod
     def alone(num_landmarks: int) -> BoardContext:

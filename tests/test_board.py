@@ -9,7 +9,7 @@ import pytest
 from distlmk.config import LandmarkPBTConfig, RLControlConfig, SigmaConfig
 from distlmk.control import EpochFeedback, make_controller
 from distlmk.control.landmark_pbt import latin_sigmas
-from distlmk.policy.board import Board, landmark_pbt_sigma
+from distlmk.policy.board import Board, donor_draw, landmark_pbt_sigma
 from distlmk.policy.local import FixedActionTransport
 from distlmk.protocol import BOARD_FEATURES, PEER_COUNT_SCALE, BoardPost, Feature, PBTRule
 
@@ -254,6 +254,11 @@ def test_the_incremental_board_equals_its_definition_with_ties_restarts_and_mixe
             np.testing.assert_allclose(c.features, _features_by_sorting(sigma, err, ps, pe, quantile), atol=1e-6)
             np.testing.assert_allclose(c.peer_median_err, np.median(np.maximum(pe, 1e-6), axis=0))
             np.testing.assert_array_equal(np.column_stack(b.peers(tid, epoch, lm)), np.column_stack([ps, pe]))
+            # ADOPT's donor: the peer of rank floor(draw * k) in a stable sort of the peers' errors on l
+            k = max(1, min(round(quantile * len(keep)), len(keep)))
+            rank = np.floor(donor_draw(BoardPost("p", tid, epoch, sigma, err), lm) * k).astype(int)
+            order = np.argsort(np.maximum(pe, 1e-6), axis=0, kind="stable")
+            np.testing.assert_allclose(c.donor_sigma, ps[order[rank, np.arange(lm)], np.arange(lm)])
 
 
 def test_a_flush_of_posts_gets_the_same_contexts_as_one_post_at_a_time():
@@ -280,11 +285,13 @@ def test_a_flush_of_posts_gets_the_same_contexts_as_one_post_at_a_time():
             assert got.num_peers == want.num_peers
             np.testing.assert_allclose(got.features, want.features, atol=1e-6)
             np.testing.assert_allclose(got.peer_median_err, want.peer_median_err)
+            np.testing.assert_allclose(got.donor_sigma, want.donor_sigma)
     alone = Boards()
     p = BoardPost("solo", "only", 1, np.ones(2), np.ones(2))
     alone.post(p)
     (c,) = alone.contexts([p])
     assert c.num_peers == 0 and np.all(c.features == 0) and np.all(np.isnan(c.peer_median_err))
+    np.testing.assert_array_equal(c.donor_sigma, p.sigma)  # alone: ADOPT keeps
 
 
 def test_the_wait_count_equals_the_waiting_list_through_restarts_leaves_and_misses():
@@ -320,7 +327,8 @@ def test_the_landmark_pbt_rule_draws_by_member_not_by_trial_id():
     board.post("me", 2, np.ones(4), np.full(4, 3.0))  # the worst on every landmark: it exploits each
 
     def draw(member: int) -> tuple:
-        rule = PBTRule(0.5, (0.8, 1.25), 0.5, 8.0, 0, member=member)
-        return tuple(board.context(BoardPost("p", "me", 2, np.ones(4), np.full(4, 3.0), rule=rule)).sigma_next)
+        rule = PBTRule(0.5, (0.8, 1.25), 0.5, 8.0, 0)
+        post = BoardPost("p", "me", 2, np.ones(4), np.full(4, 3.0), rule=rule, member=member)
+        return tuple(board.context(post).sigma_next)
 
     assert draw(7) == draw(7) and draw(7) != draw(8)  # the member keys the draw

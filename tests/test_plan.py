@@ -65,7 +65,8 @@ def test_sigma_overrides_cover_every_sigma_key_but_method():
     from distlmk.config import RLControlConfig, RLControlOverrides
 
     assert {f.name for f in fields(SigmaOverrides)} == {f.name for f in fields(SigmaConfig)} - {"method"}
-    assert {f.name for f in fields(RLControlOverrides)} == {f.name for f in fields(RLControlConfig)}
+    # sigma.rl.member is the plan's to set, per trial: no variant overrides it
+    assert {f.name for f in fields(RLControlOverrides)} == {f.name for f in fields(RLControlConfig)} - {"member"}
 
 
 def test_search_with_a_misspelt_variant_key_exits_2_before_ray(tmp_path, capsys, no_ray_start):
@@ -112,17 +113,18 @@ def test_plan_carries_each_trials_whole_experiment():
         TrialPlan.from_config(d)
 
 
-def test_landmark_pbt_members_key_their_draws_by_their_place_in_the_plan():
-    """The rule's draws are keyed by the plan's index, which a rerun of the same config repeats (Tune's
-    trial ids do not)."""
-    cfg = from_dict(SearchConfig, sim_cfg(seeds=[0, 1], methods=["fixed", "landmark_pbt"], fixed_sigmas=[2.0],
+def test_board_members_key_their_draws_by_their_place_in_the_plan():
+    """The board's draws (landmark_pbt's rule, rl's ADOPT donor) are keyed by the plan's index, which a
+    rerun of the same config repeats (Tune's trial ids do not)."""
+    cfg = from_dict(SearchConfig, sim_cfg(seeds=[0, 1], methods=["fixed", "landmark_pbt", "rl"], fixed_sigmas=[2.0],
                                           experiment={"data": {"num_landmarks": 3}}), "test")
     plans, again = plan_trials(cfg, 3), plan_trials(cfg, 3)
-    members = [p.experiment.sigma.landmark_pbt.member for p in plans if p.method == "landmark_pbt"]
-    assert members == [p.index for p in plans if p.method == "landmark_pbt"] == [1, 3]
-    assert members == [p.experiment.sigma.landmark_pbt.member for p in again if p.method == "landmark_pbt"]
-    assert all(p.experiment.sigma.landmark_pbt.member is None for p in plans if p.method == "fixed")
-    assert cfg.experiment.sigma.landmark_pbt.member is None  # config untouched
+    members = [p.experiment.sigma.rl.member for p in plans if p.method in ("landmark_pbt", "rl")]
+    assert members == [p.index for p in plans if p.method in ("landmark_pbt", "rl")]
+    assert len(set(members)) == len(members) == 2 * (1 + cfg.rl_trials_per_seed)
+    assert members == [p.experiment.sigma.rl.member for p in again if p.method in ("landmark_pbt", "rl")]
+    assert all(p.experiment.sigma.rl.member is None for p in plans if p.method == "fixed")
+    assert cfg.experiment.sigma.rl.member is None  # config untouched
 
 
 def test_pbt_draws_follow_the_scheduler_seed(tmp_path):

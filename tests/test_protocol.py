@@ -5,7 +5,7 @@ import pytest
 
 from distlmk.config import RLControlConfig, SigmaConfig
 from distlmk.control.rl import TrialState
-from distlmk.protocol import BOARD_DIM, BOARD_FEATURES, OBS_DIM, OBSERVATION_SPACE, Decided
+from distlmk.protocol import BOARD_DIM, BOARD_FEATURES, OBS_DIM, OBSERVATION_SPACE, BoardPost, Decided
 from distlmk.protocol import Feature as F
 
 
@@ -82,28 +82,37 @@ def test_apply_moves_clips_and_gates_stop():
     assert not stop and not ended.any()  # stop action switched off
 
 
-def test_adopt_takes_the_top_peers_sigma_from_the_board():
-    """ADOPT sets sigma_l to the sigma_l of the peers that do best on l, from the board's own
-    features (an independent source: `peer_features` on hand-made peers); alone it keeps."""
-    from distlmk.policy.board import peer_features
+def test_adopt_takes_a_top_peers_sigma_drawn_per_member():
+    """ADOPT sets sigma_l to the board's donor: one of the peers that do best on l (checked against
+    hand-made peers), drawn per member, so a population that adopts spreads over the top peers'
+    sigmas instead of herding onto one; without a board answer it keeps."""
+    from distlmk.policy.board import Boards
 
-    p = state(step_factor=2.0)
-    sigma, err = np.array([2.0, 2.0, 6.0]), np.array([1.0, 3.0, 2.0])
     peer_sigma = np.array([[4.0, 1.0, 7.9], [1.5, 8.0, 3.0], [3.0, 2.0, 2.0], [5.0, 6.0, 7.0]])
     peer_err = np.array([[0.5, 2.0, 1.0], [2.0, 1.0, 3.0], [3.0, 4.0, 4.0], [4.0, 5.0, 5.0]])
-    board = peer_features(sigma, err, peer_sigma, peer_err, quantile=0.25)  # top quantile of 4 peers: the best one
+    sigma, err = np.array([2.0, 2.0, 6.0]), np.array([9.0, 9.0, 9.0])  # the worst on every landmark
     rows, adopt = np.array([0, 1, 2, 3]), np.array([[3, 0]] * 4)
-    s, stop, ended = p.apply(sigma, rows, adopt, progress=0.5, board=board)
-    np.testing.assert_allclose(s, [4.0, 8.0, 7.9])  # each landmark's best peer's sigma (within [1, 8])
-    np.testing.assert_array_equal(p.last_move, [1, 1, 1])
-    assert not stop and not ended.any()
-    kept, _, _ = p.apply(sigma, rows, adopt, progress=0.5, board=None)  # no peers: nothing to adopt
+    taken = []
+    for member in range(60):  # each against the same four peers
+        boards = Boards()
+        for i, (s_, e_) in enumerate(zip(peer_sigma, peer_err, strict=True)):
+            boards.post(BoardPost("p", f"peer{i}", 3, s_, e_))
+        ctx = boards.answer(BoardPost("p", f"me{member}", 3, sigma, err, quantile=0.5, member=member))
+        p = state(step_factor=2.0)
+        s, stop, ended = p.apply(sigma, rows, adopt, progress=0.5, donor=ctx.donor_sigma)
+        assert not stop and not ended.any()
+        taken.append(s)
+    taken = np.array(taken)  # [members, L]: quantile 0.5 of 4 peers = the best two on each landmark
+    top_two = [{4.0, 1.5}, {8.0, 1.0}, {7.9, 3.0}]
+    for lm in range(3):
+        assert set(np.round(taken[:, lm], 6)) == top_two[lm]  # every member took a top peer's, and both were taken
+    kept, _, _ = state().apply(sigma, rows, adopt, progress=0.5, donor=None)  # no board answer: nothing to adopt
     np.testing.assert_allclose(kept, sigma)
-    np.testing.assert_array_equal(p.last_move, [0, 0, 0])
-    alone, _, _ = p.apply(sigma, rows, adopt, progress=0.5, board=np.zeros_like(board))  # what RLSigma sends alone
-    np.testing.assert_allclose(alone, sigma)
-    mixed, _, _ = p.apply(sigma, rows, np.array([[0, 0], [3, 0], [1, 0], [2, 0]]), progress=0.5, board=board)
+    p = state(step_factor=2.0)
+    mixed, _, _ = p.apply(sigma, rows, np.array([[0, 0], [3, 0], [1, 0], [2, 0]]), progress=0.5,
+                          donor=np.array([4.0, 8.0, 7.9]))
     np.testing.assert_allclose(mixed, [1.0, 8.0, 6.0])  # lower, adopt, keep; the trial row moves nothing
+    np.testing.assert_array_equal(p.last_move, [-1, 1, 0])
 
 
 def test_state_round_trip():

@@ -86,6 +86,10 @@ class RLControlConfig:
     # epoch (lockstep populations compare like with like); 0: answer with whoever posted
     peer_wait_s: float = 5.0
     peer_quantile: float = 0.25  # board features: "peers that do best on l" = this top quantile by error on l
+    member: int | None = None
+    """The member's place in its population, which keys its board draws (ADOPT's donor, landmark_pbt's
+    donor and factor) so that a rerun of the same plan draws the same (set by the plan: the trial's
+    index; by the simulator: the member). None: keyed by the trial id, which Tune draws anew each run."""
 
 
 @dataclass
@@ -101,11 +105,7 @@ class LandmarkPBTConfig:
     interval: int = 2  # epochs between exploit steps
     quantile: float = 0.25  # bottom members (this share, at least one) take a top member's sigma_l
     perturb: list[float] = field(default_factory=lambda: [0.8, 1.25])  # factors drawn at random for a taken sigma_l
-    seed: int = 0  # the draws depend on (seed, member, epoch) only
-    member: int | None = None
-    """The member's place in its population, which keys its draws so that a rerun of the same plan draws
-    the same (set by the plan: the trial's index; by the simulator: the member). None: keyed by the
-    trial id, which Tune draws anew each run."""
+    seed: int = 0  # the draws depend on (seed, sigma.rl.member, epoch) only
 
 
 @dataclass

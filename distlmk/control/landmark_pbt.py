@@ -47,7 +47,7 @@ class LandmarkPBTSigma(SigmaController):
         self.trial_id = trial_id
         self.board = board_name(cfg)
         self.transport = transport or RayPolicyTransport(cfg.rl.server_name, cfg.rl.timeout_s)
-        self.rule = PBTRule(p.quantile, tuple(float(f) for f in p.perturb), cfg.min, cfg.max, p.seed, p.member)
+        self.rule = PBTRule(p.quantile, tuple(float(f) for f in p.perturb), cfg.min, cfg.max, p.seed)
         self.exploits = 0  # landmark sigmas taken from top members so far
         self.failures = 0
         self._left = False
@@ -57,7 +57,7 @@ class LandmarkPBTSigma(SigmaController):
             return Decision()
         err = np.asarray(fb.val_error_mm, float)
         post = BoardPost(self.board, self.trial_id, fb.epoch, self._sigma.copy(), err, self.rule.quantile,
-                         self.cfg.rl.peer_wait_s, rule=self.rule)
+                         self.cfg.rl.peer_wait_s, rule=self.rule, member=self.cfg.rl.member)
         ctx = self.transport.context(post)
         if ctx is None or ctx.sigma_next is None:
             self.failures += 1

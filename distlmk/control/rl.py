@@ -27,7 +27,6 @@ import numpy as np
 from distlmk.config import SigmaConfig
 from distlmk.control.base import Decision, EpochFeedback, SigmaController
 from distlmk.protocol import (
-    BOARD_FEATURES,
     NO_ACTION,
     OBS_DIM,
     OBS_LIMIT,
@@ -210,9 +209,10 @@ class TrialState:
         self.prev_epoch = epoch
 
     def apply(self, sigma: np.ndarray, rows: np.ndarray, actions: np.ndarray, progress: float,
-              board: np.ndarray | None = None) -> tuple[np.ndarray, bool, np.ndarray]:
-        """Apply actions [R, 2] of `rows` to sigma; `board` [L, BOARD_DIM] is this decision's board
-        context (ADOPT's target; None: no peers, ADOPT keeps). Returns (new sigma, stop, newly ended mask)."""
+              donor: np.ndarray | None = None) -> tuple[np.ndarray, bool, np.ndarray]:
+        """Apply actions [R, 2] of `rows` to sigma; `donor` [L] is ADOPT's target, the board's
+        `BoardContext.donor_sigma` (None: no board answer, ADOPT keeps). Returns (new sigma, stop,
+        newly ended mask)."""
         c = self.sigma_cfg
         may_end = c.rl.allow_stop and progress >= c.rl.min_progress_to_stop
         move = actions[:, ActionPart.MOVE].astype(int)
@@ -221,9 +221,8 @@ class TrialState:
         lm_rows, lm_move = rows[is_lm], move[is_lm]
         steps = np.where(lm_move == Move.ADOPT, 0, lm_move - int(Move.KEEP))
         target = sigma[lm_rows] * c.rl.step_factor ** steps
-        if board is not None:  # ADOPT: the top peers' sigma_l = sigma_l / exp(SIGMA_VS_TOP)
-            to_top = np.exp(-np.asarray(board, float)[lm_rows, BOARD_FEATURES.index(Feature.SIGMA_VS_TOP)])
-            target = np.where(lm_move == Move.ADOPT, sigma[lm_rows] * to_top, target)
+        if donor is not None:  # ADOPT: a top peer's sigma_l
+            target = np.where(lm_move == Move.ADOPT, np.asarray(donor, float)[lm_rows], target)
         new = sigma.copy()
         new[lm_rows] = np.clip(target, c.min, c.max)
         self.last_move[:] = 0
@@ -290,7 +289,7 @@ class RLSigma(SigmaController):
         err, loss = np.asarray(fb.val_error_mm, float), np.asarray(fb.train_loss, float)
         rl = self.cfg.rl
         post = BoardPost(self.board, self.trial_id, fb.epoch, self._sigma.copy(), err.copy(), rl.peer_quantile,
-                         rl.peer_wait_s)
+                         rl.peer_wait_s, member=rl.member)
         own, peer = self._rewards_due(err, fb.epoch, last)
         rows = self._live_rows()
         request = DecisionRequest(post, rows, st.observation(self._sigma, err, loss, fb.epoch, fb.epochs), own,
@@ -314,7 +313,7 @@ class RLSigma(SigmaController):
             return Decision(reward=reward, ended=st.ended.copy(), info=info)
         if actions is None:  # no answer: keep sigmas, carry on
             return Decision(reward=reward, ended=st.ended.copy(), info={"policy_failed": True})
-        stop = self._apply(rows, actions, fb.epoch / fb.epochs, self.last_context.features)
+        stop = self._apply(rows, actions, fb.epoch / fb.epochs, self.last_context.donor_sigma)
         if stop:  # the trial's last step: every live row's episode terminates here
             still = self._live_rows()
             self._send(still, fill_board(request.obs, self.last_context.features), st.stop_rewards(err),
@@ -335,9 +334,9 @@ class RLSigma(SigmaController):
             return None, None
         return self.state.reward_parts(err, epoch, final=self.ending, trial_final=last)
 
-    def _apply(self, rows: np.ndarray, actions: np.ndarray, progress: float, board: np.ndarray) -> bool:
+    def _apply(self, rows: np.ndarray, actions: np.ndarray, progress: float, donor: np.ndarray | None) -> bool:
         live = actions[:, ActionPart.MOVE] != NO_ACTION
-        self._sigma, stop, newly = self.state.apply(self._sigma, rows[live], actions[live], progress, board)
+        self._sigma, stop, newly = self.state.apply(self._sigma, rows[live], actions[live], progress, donor)
         self.state.ended |= newly
         self.ending = newly
         return stop

@@ -9,7 +9,9 @@ A member that restarts (a retry, a PBT exploit) and posts an epoch it posted bef
 its rows from that epoch on: no row counts twice, and nothing it posted in its abandoned
 future stays on the board.
 
-`landmark_pbt_sigma` is the landmark_pbt rule, a pure function of the board.
+Each answer also names ADOPT's donor per landmark (`BoardContext.donor_sigma`): one of the peers
+that do best on l, drawn per member and epoch (`donor_draw`), as the landmark_pbt rule draws its
+donor. `landmark_pbt_sigma` is the landmark_pbt rule, a pure function of the board.
 """
 
 from __future__ import annotations
@@ -42,16 +44,20 @@ def peer_features(sigma: np.ndarray, err: np.ndarray, peer_sigma: np.ndarray, pe
                      quantile)[0]
 
 
-def _features(sigma: np.ndarray, err: np.ndarray, log_ps: np.ndarray, pe: np.ndarray,
-              quantile: float) -> tuple[np.ndarray, np.ndarray]:
+def _features(sigma: np.ndarray, err: np.ndarray, log_ps: np.ndarray, pe: np.ndarray, quantile: float,
+              draw: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """`peer_features` on landmark-major peers (log sigma, error floored at 1e-6: [L, n] each, C order),
-    and the peers' median error [L] (nan without peers). O(n L) numpy: partitions, no sort."""
+    the peers' median error [L] (nan without peers) and ADOPT's donor log sigma [L]: the peer of rank
+    floor(draw * k) among the k best on l (`draw` [L] in [0, 1); None: the best; no peers: its own)."""
     num_landmarks, n = pe.shape
     out = np.zeros((num_landmarks, BOARD_DIM), np.float32)
     if n == 0:
-        return out, np.full(num_landmarks, np.nan)
+        return out, np.full(num_landmarks, np.nan), np.log(sigma)
     e = np.maximum(err, 1e-6)
     k = top_count(n, quantile)
+    lms = np.arange(num_landmarks)
+    rank = _donor_rank(draw, k, (num_landmarks,))
+    donor = log_ps[lms, np.argsort(pe, axis=1, kind="stable")[lms, rank]]  # ties in peer order, as `top` below
     mid = sorted({(n - 1) // 2, n // 2})
     part = np.partition(pe, sorted({*mid, k - 1}), axis=1)
     median = part[:, mid].mean(axis=1) if len(mid) == 2 else part[:, mid[0]]  # = np.median(pe, axis=1)
@@ -67,7 +73,14 @@ def _features(sigma: np.ndarray, err: np.ndarray, log_ps: np.ndarray, pe: np.nda
     out[:, _COL[Feature.SIGMA_VS_TOP]] = np.log(sigma) - top_log_sigma
     out[:, _COL[Feature.SIGMA_SPREAD]] = log_ps.std(axis=1) if n > 1 else 0.0
     out[:, _COL[Feature.PEER_COUNT]] = math.log1p(n) / math.log1p(PEER_COUNT_SCALE)
-    return out, median
+    return out, median, donor
+
+
+def _donor_rank(draw: np.ndarray | None, k: int, shape: tuple[int, ...]) -> np.ndarray:
+    """Rank among a member's peers (0: the best) of ADOPT's donor: floor(draw * k), within [0, k)."""
+    if draw is None:
+        return np.zeros(shape, int)
+    return np.minimum(np.floor(np.asarray(draw) * k).astype(int), k - 1)
 
 
 def _lowest(e: np.ndarray, part: np.ndarray, j: int) -> np.ndarray:
@@ -79,11 +92,12 @@ def _lowest(e: np.ndarray, part: np.ndarray, j: int) -> np.ndarray:
     return below | (tied & (np.cumsum(tied, axis=1) <= j - below.sum(axis=1, keepdims=True)))
 
 
-def _members_features(log_s: np.ndarray, e: np.ndarray, cols: np.ndarray,
-                      quantile: float) -> tuple[np.ndarray, np.ndarray]:
+def _members_features(log_s: np.ndarray, e: np.ndarray, cols: np.ndarray, quantile: float,
+                      draw: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """`_features` of several members of one epoch at once, each against all the others: the epoch's
-    log sigma and floored error [L, n] (peer order), the members' columns `cols` [b]. Returns
-    features [b, L, BOARD_DIM] and the peers' median error [b, L].
+    log sigma and floored error [L, n] (peer order), the members' columns `cols` [b], their donor
+    draws [b, L]. Returns features [b, L, BOARD_DIM], the peers' median error [b, L] and ADOPT's donor
+    log sigma [b, L].
 
     A member's peers are the epoch without it, so every order statistic it needs is the epoch's
     j-th or (j+1)-th lowest, by whether it is itself among the epoch's j lowest (stable order, as
@@ -93,10 +107,11 @@ def _members_features(log_s: np.ndarray, e: np.ndarray, cols: np.ndarray,
     b, m = len(cols), n - 1  # m peers each
     out = np.zeros((b, num_landmarks, BOARD_DIM), np.float32)
     if m == 0:
-        return out, np.full((b, num_landmarks), np.nan)
+        return out, np.full((b, num_landmarks), np.nan), log_s[:, cols].T.copy()
     k = top_count(m, quantile)
     mids = sorted({(m - 1) // 2, m // 2})
-    part = np.sort(e, axis=1)  # (one sort is faster than a partition at several places)
+    order = np.argsort(e, axis=1, kind="stable")  # [L, n] (one sort is faster than a partition at several places)
+    part = np.take_along_axis(e, order, axis=1)
     own_e, own_ls = e[:, cols].T, log_s[:, cols].T  # [b, L]
     lowest = {j: _lowest(e, part, j) for j in (k, k + 1)}  # the top quantile's members, with and without a member
 
@@ -122,7 +137,13 @@ def _members_features(log_s: np.ndarray, e: np.ndarray, cols: np.ndarray,
     out[..., _COL[Feature.SIGMA_VS_TOP]] = own_ls - top_sum / k
     out[..., _COL[Feature.SIGMA_SPREAD]] = np.sqrt(np.maximum(var, 0.0)) if m > 1 else 0.0
     out[..., _COL[Feature.PEER_COUNT]] = math.log1p(m) / math.log1p(PEER_COUNT_SCALE)
-    return out, median
+    # the donor: the peer of rank j is the epoch's j-th lowest, or the (j+1)-th if the member ranks at or above it
+    rank = np.empty_like(order)
+    np.put_along_axis(rank, order, np.broadcast_to(np.arange(n), order.shape), axis=1)
+    j = _donor_rank(draw, k, (b, num_landmarks))
+    pos = np.where(rank[:, cols].T > j, j, j + 1)
+    lms = np.arange(num_landmarks)[None, :]
+    return out, median, log_s[lms, order[lms, pos]]
 
 
 class _Epoch:
@@ -323,10 +344,11 @@ class Board:
                 else:  # a rule, mixed landmark counts, or a post the board no longer holds as sent
                     out[i] = self._context_one(p)
             if batch:
-                feats, median = _members_features(np.log(stack.sigma), np.maximum(stack.err, 1e-6),
-                                                  np.array([c for _, c in batch]), quantile)
+                draws = np.array([donor_draw(posts[i], stack.err.shape[0]) for i, _ in batch])
+                feats, median, donor = _members_features(np.log(stack.sigma), np.maximum(stack.err, 1e-6),
+                                                         np.array([c for _, c in batch]), quantile, draws)
                 for j, (i, _) in enumerate(batch):
-                    out[i] = BoardContext(feats[j], median[j], len(stack.ids) - 1)
+                    out[i] = BoardContext(feats[j], median[j], len(stack.ids) - 1, donor_sigma=np.exp(donor[j]))
         return out  # type: ignore[return-value]
 
     def context(self, post: BoardPost, waited_s: float = 0.0) -> BoardContext:
@@ -339,13 +361,27 @@ class Board:
         """`context` from a rebuild of the post's peers (any post: a rule, mixed landmark counts)."""
         sigma, err = np.asarray(post.sigma, float), np.asarray(post.err, float)
         ps, pe = self._peers_lm(post.trial_id, post.epoch, len(err))
-        feats, median = _features(sigma, err, np.log(ps), np.maximum(pe, 1e-6), post.quantile)
-        ctx = BoardContext(feats, median, pe.shape[1])
+        feats, median, donor = _features(sigma, err, np.log(ps), np.maximum(pe, 1e-6), post.quantile,
+                                         donor_draw(post, len(err)))
+        ctx = BoardContext(feats, median, pe.shape[1], donor_sigma=np.exp(donor))
         if post.rule is not None:
-            member = post.rule.member if post.rule.member is not None else zlib.crc32(post.trial_id.encode())
-            rng = np.random.default_rng([member, int(post.epoch), post.rule.seed])
+            rng = np.random.default_rng([member_key(post), int(post.epoch), post.rule.seed])
             ctx.sigma_next, ctx.exploited = landmark_pbt_sigma(sigma, err, ps.T, pe.T, post.rule, rng)
         return ctx
+
+
+def member_key(post: BoardPost) -> int:
+    """What keys a member's board draws: its place in the population, else (Tune's) trial id."""
+    return post.member if post.member is not None else zlib.crc32(post.trial_id.encode())
+
+
+DONOR_STREAM = 1_000_003  # ADOPT's draws are their own stream, apart from the rule's (seeded by PBTRule.seed)
+
+
+def donor_draw(post: BoardPost, num_landmarks: int) -> np.ndarray:
+    """Uniform [0, 1) per landmark [L] that picks ADOPT's donor among the top peers: a rerun of the same
+    member at the same epoch picks the same rank, and members pick independently (no herd)."""
+    return np.random.default_rng([member_key(post), int(post.epoch), DONOR_STREAM]).random(num_landmarks)
 
 
 def landmark_pbt_sigma(sigma: np.ndarray, err: np.ndarray, peer_sigma: np.ndarray, peer_err: np.ndarray,
@@ -415,4 +451,4 @@ class Boards:
             self[name].expected = int(n)
 
 
-__all__ = ["Board", "Boards", "landmark_pbt_sigma", "peer_features", "top_count"]
+__all__ = ["Board", "Boards", "donor_draw", "landmark_pbt_sigma", "member_key", "peer_features", "top_count"]

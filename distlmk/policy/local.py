@@ -59,20 +59,25 @@ class CoreTransport(LocalBoards):
 
 
 class FixedActionTransport(LocalBoards):
-    """keep: every sigma stays, nothing stops; random: uniform random steps (lower, keep or raise; ADOPT
-    reads the board, a random walk does not), nothing stops."""
+    """keep: every sigma stays; random: uniform random steps (lower, keep or raise; ADOPT reads the
+    board, a random walk does not); adopt: ADOPT on every landmark at every decision (a top peer's
+    sigma, the copy a learned policy can make, without a learned when). Nothing stops."""
+
+    MODES = ("keep", "random", "adopt")
 
     def __init__(self, mode: str, seed: int = 0):
         super().__init__()
-        if mode not in ("keep", "random"):
-            raise ValueError(f"unknown baseline {mode!r}: keep or random")
+        if mode not in self.MODES:
+            raise ValueError(f"unknown baseline {mode!r}: one of {self.MODES}")
         self.mode, self.rng = mode, np.random.default_rng(seed)
 
     def step(self, request: StepRequest) -> np.ndarray:
         n = len(request.rows)
         out = np.zeros((n, len(ActionPart)), np.int64)  # END column: continue
-        walk = self.rng.integers(int(Move.LOWER), int(Move.RAISE) + 1, n)  # random steps (no ADOPT: blind to peers)
-        out[:, ActionPart.MOVE] = np.full(n, KEEP_MOVE) if self.mode == "keep" else walk
+        if self.mode == "random":
+            out[:, ActionPart.MOVE] = self.rng.integers(int(Move.LOWER), int(Move.RAISE) + 1, n)
+        else:
+            out[:, ActionPart.MOVE] = KEEP_MOVE if self.mode == "keep" else int(Move.ADOPT)
         return out
 
     def end_trial(self, trial_id: str) -> None:

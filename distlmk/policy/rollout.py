@@ -55,10 +55,8 @@ def make_trial(sigma_cfg: SigmaConfig, num_landmarks: int, epochs: int, task: in
                ) -> SimulatedTrainer:
     """One simulated member (rl, or the landmark_pbt rule) of population `task`: the task's
     simulated network (`distlmk.sim.SIMULATORS[simulator]`) with its own noise, starting at sigma `start` [L]."""
-    rl = dataclasses.replace(sigma_cfg.rl, board=board)
-    rule = dataclasses.replace(sigma_cfg.landmark_pbt, member=member)  # the rule's draws keyed by the member
-    sigma = dataclasses.replace(sigma_cfg, method=method, per_landmark=[float(s) for s in start], rl=rl,
-                                landmark_pbt=rule)
+    rl = dataclasses.replace(sigma_cfg.rl, board=board, member=member)  # the board's draws keyed by the member
+    sigma = dataclasses.replace(sigma_cfg, method=method, per_landmark=[float(s) for s in start], rl=rl)
     exp = ExperimentConfig(data=DataConfig(num_landmarks=num_landmarks), train=TrainConfig(epochs=epochs, seed=task),
                            sigma=sigma)
     controller = (LandmarkPBTSigma if method == "landmark_pbt" else RLSigma)(sigma, num_landmarks, trial_id, transport)
@@ -71,7 +69,7 @@ def rollout(policy: PolicyCore | str, sigma_cfg: SigmaConfig, num_trials: int, n
             seed: int, tag: str = "t", blind: bool = False, simulator: str = "cost_model") -> RolloutResult:
     """Run a population of `num_trials` simulated members (task `seed`) to completion. `policy` is
     a PolicyCore or a baseline name ("keep": never move nor stop; "random": random moves, never stop;
-    "landmark_pbt": the hand-written rule, every `sigma_cfg.landmark_pbt.interval` epochs, on the
+    "adopt": ADOPT every landmark at every decision; "landmark_pbt": the hand-written rule, every `sigma_cfg.landmark_pbt.interval` epochs, on the
     same board). `blind`: the policy's board answers are neutral (the same population without its board).
     `simulator`: which `distlmk.sim` model stands in for the networks."""
     method = "landmark_pbt" if policy == "landmark_pbt" else "rl"
@@ -99,16 +97,17 @@ def rollout(policy: PolicyCore | str, sigma_cfg: SigmaConfig, num_trials: int, n
     )
 
 
-BASELINES = ("keep", "random", "landmark_pbt", "blind")
+BASELINES = ("keep", "random", "adopt", "landmark_pbt", "blind")
 
 
 def evaluate_frozen(core: PolicyCore, sigma_cfg: SigmaConfig, num_trials: int, num_landmarks: int, epochs: int,
                     seed: int, simulator: str = "cost_model", baselines: tuple[str, ...] = BASELINES,
                     sampled: bool = False) -> tuple[RolloutResult, dict[str, RolloutResult]]:
     """The policy, frozen and greedy (`sampled`: drawing its actions), and fair baselines on task `seed`
-    (the same members each, so errors pair member by member): "keep", "random", "landmark_pbt" (the
-    rule at the policy's decision interval, on the same board) and "blind" (this policy with every
-    board answer neutral). The core's freeze and explore flags are restored afterwards."""
+    (the same members each, so errors pair member by member): "keep", "random", "adopt" (a top peer's
+    sigma at every decision: the policy's copy without its learned when), "landmark_pbt" (the rule at
+    the policy's decision interval, on the same board) and "blind" (this policy with every board
+    answer neutral). The core's freeze and explore flags are restored afterwards."""
     flags = core.cfg.freeze, core.cfg.explore
     core.cfg.freeze, core.cfg.explore = True, sampled
     run = dict(sigma_cfg=sigma_cfg, num_trials=num_trials, num_landmarks=num_landmarks, epochs=epochs, seed=seed,

@@ -110,8 +110,8 @@ def plan_trials(cfg: SearchConfig, num_landmarks: int) -> list[TrialPlan]:
             exp.train.seed = int(seed)
         if cfg.seed_varies in ("data", "both"):  # an unseen synthetic draw: new images, its own splits
             exp.data.synth_seed = int(seed)
-        if method == "landmark_pbt":  # its rule's draws keyed by its place in the plan: a rerun draws the same
-            exp.sigma.landmark_pbt.member = len(plans)
+        if method in BOARD_METHODS:  # its board draws keyed by its place in the plan: a rerun draws the same
+            exp.sigma.rl.member = len(plans)
         plans.append(TrialPlan(len(plans), method, int(seed), variant, replica, num_landmarks, exp))
 
     for seed in cfg.seeds:
