@@ -2,8 +2,9 @@
 
 The learning test (`tests/test_policy_learning.py`) trains for a fixed, short budget. This trains
 PPO on cold simulated populations for longer and freezes a copy of the policy at several budgets.
-Each frozen copy runs on held-out tasks (never trained on) against keep and the landmark_pbt rule
-at the policy's decision interval. The comparison is paired, member by member, through the real
+Each frozen copy runs on held-out tasks (never trained on) against keep, "adopt" (ADOPT on every
+landmark at every decision: the policy's copy of a top peer without its learned when) and the
+landmark_pbt rule at the policy's decision interval. The comparison is paired, member by member, through the real
 `RLSigma` client.
 
 How to run:
@@ -11,7 +12,7 @@ How to run:
 
 Results to expect: `benchmarks/results/simulator_learning_curve_<simulator>.json`. For each seed and
 budget it holds the PPO updates, the transitions, the frozen policy's final error, and the paired
-margins (mm, and in standard errors) over keep and over landmark_pbt (positive: the policy is better),
+margins (mm, and in standard errors) over keep, adopt and landmark_pbt (positive: the policy is better),
 and how far apart the members' sigmas end (`sigma_spread`, the sd of log sigma over members, mean over
 landmarks; 0: the population herded onto one sigma per landmark) and how far they end from each
 landmark's best (`sigma_distance`, mean |log sigma - log best sigma|), the policy's and each baseline's.
@@ -41,14 +42,14 @@ EPOCHS = {"cost_model": 12, "network": 8}
 
 
 def evaluate(core: PolicyCore, sc: SigmaConfig, simulator: str, seed: int, members: int, landmarks: int) -> dict:
-    """The frozen policy, greedy and drawing its actions (keys prefixed `sampled_`), against keep and
-    landmark_pbt on held-out task 10_000 + seed (paired). The global generators are restored
+    """The frozen policy, greedy and drawing its actions (keys prefixed `sampled_`), against keep, adopt
+    and landmark_pbt on held-out task 10_000 + seed (paired). The global generators are restored
     afterwards, so training goes on exactly as if nothing had been evaluated."""
     state = torch.get_rng_state(), np.random.get_state(), random.getstate()
     out = {}
     for prefix, sampled in (("", False), ("sampled_", True)):
         learned, baselines = evaluate_frozen(core, sc, members, landmarks, EPOCHS[simulator], seed=10_000 + seed,
-                                             simulator=simulator, baselines=("keep", "landmark_pbt"), sampled=sampled)
+                                             simulator=simulator, baselines=("keep", "adopt", "landmark_pbt"), sampled=sampled)
         out |= {f"{prefix}final_err_mm": float(learned.final_err.mean()), f"{prefix}sigma_spread": learned.sigma_spread,
                 f"{prefix}sigma_distance": float(learned.sigma_distance.mean())}
         for name, base in baselines.items():
