@@ -96,3 +96,17 @@ def test_schedule_goes_coarse_to_fine(tiny_experiment):
         tr.run_epoch()
     used = [h["sigma/used"][0] for h in tr.history]
     assert used[0] == pytest.approx(4.0) and used[-1] == pytest.approx(1.0) and used[0] > used[1] > used[2]
+
+
+def test_a_step_schedule_switches_once_at_the_middle_epoch(tiny_experiment):
+    """`step` trains the first half of the epochs at schedule_start and the rest at schedule_end (the
+    switch `benchmarks/sigma_switch.py` measures), on every landmark."""
+    tiny_experiment.sigma.method = "schedule"
+    tiny_experiment.sigma.schedule_start, tiny_experiment.sigma.schedule_end = 1.5, 4.0
+    tiny_experiment.sigma.schedule_shape = "step"
+    tiny_experiment.train.epochs = 4
+    tr = Trainer(tiny_experiment)
+    while not tr.done:
+        tr.run_epoch()
+    used = np.array([h["sigma/used"] for h in tr.history])
+    np.testing.assert_allclose(used, np.repeat([[1.5], [1.5], [4.0], [4.0]], used.shape[1], axis=1))

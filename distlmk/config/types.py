@@ -126,7 +126,8 @@ class SigmaConfig:
     adaloss_shrink: float = 0.85  # adaloss: sigma factor when the loss variance falls
     schedule_start: float = 4.0  # schedule: coarse-to-fine curriculum starts here (heatmap pixels)
     schedule_end: float = 1.0  # schedule: ... and ends here (heatmap pixels)
-    schedule_shape: Literal["linear", "cosine", "geometric"] = "cosine"  # schedule: the curve between them
+    # schedule: the curve between them (step: start for the first half of the epochs, then end)
+    schedule_shape: Literal["linear", "cosine", "geometric", "step"] = "cosine"
     rl: RLControlConfig = field(default_factory=RLControlConfig)  # rl: the trial side of the policy
     landmark_pbt: LandmarkPBTConfig = field(default_factory=LandmarkPBTConfig)  # landmark_pbt: the rule's settings
 
@@ -304,7 +305,7 @@ class SigmaOverrides:
     adaloss_shrink: float | None = None  # overrides sigma.adaloss_shrink
     schedule_start: float | None = None  # overrides sigma.schedule_start
     schedule_end: float | None = None  # overrides sigma.schedule_end
-    schedule_shape: Literal["linear", "cosine", "geometric"] | None = None  # overrides sigma.schedule_shape
+    schedule_shape: Literal["linear", "cosine", "geometric", "step"] | None = None  # overrides sigma.schedule_shape
     rl: RLControlOverrides = field(default_factory=RLControlOverrides)  # overrides of sigma.rl
     landmark_pbt: LandmarkPBTOverrides = field(default_factory=LandmarkPBTOverrides)  # overrides of sigma.landmark_pbt
 

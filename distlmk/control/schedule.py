@@ -3,7 +3,9 @@
 Sigma goes from `schedule_start` at the first epoch to `schedule_end` at the last, along
 `schedule_shape` (linear, cosine or geometric): wide targets first, so every landmark is
 found quickly, then narrow ones for precision. A hand-made curriculum a user would try;
-start, end and shape are chosen on validation like a fixed sigma.
+start, end and shape are chosen on validation like a fixed sigma. `step` switches once, at
+the middle epoch: it measures how a network answers a changed sigma (the population
+simulator's `memory`, `benchmarks/sigma_switch.py`).
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ def scheduled_sigma(start: float, end: float, shape: str, progress: float) -> fl
         return end + (start - end) * 0.5 * (1 + math.cos(math.pi * p))
     if shape == "geometric":
         return start * (end / start) ** p
+    if shape == "step":
+        return start if p < 0.5 else end
     raise ValueError(f"sigma.schedule_shape: unknown shape {shape!r}")
 
 
