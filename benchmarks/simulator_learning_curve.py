@@ -55,7 +55,8 @@ def evaluate(core: PolicyCore, sc: SigmaConfig, simulator: str, seed: int, membe
         for name, base in baselines.items():
             margin, se = paired_margin(base, learned)
             out[f"{prefix}margin_over_{name}_mm"] = margin
-            out[f"{prefix}margin_over_{name}_se"] = margin / se
+            # se 0: every member ended identical (a policy that became the baseline; None if not level)
+            out[f"{prefix}margin_over_{name}_se"] = margin / se if se > 0 else (0.0 if margin == 0 else None)
             if not sampled:
                 out[f"{name}_sigma_spread"] = base.sigma_spread
                 out[f"{name}_sigma_distance"] = float(base.sigma_distance.mean())

@@ -13,7 +13,7 @@ How to run:
     python -m benchmarks.warm_start_vs_generations --real RUN_A --warm RUN_B
 where RUN_A holds the first run's rl_d* stages and RUN_B is the comparison folder of the second.
 
-Results to expect: `benchmarks/results/warm_start_vs_generations.json` with the three deltas; on 3
+Results to expect: `benchmarks/results/<--name>.json` (default `warm_start_vs_generations`) with the three deltas; on 3
 draws none of them is expected to hold (a population's figure moves by up to 0.25 mm between runs).
 """
 
@@ -34,6 +34,7 @@ def main() -> None:
     ap.add_argument("--draws", type=int, nargs="+", default=[100, 101, 102], help="held-out draws")
     ap.add_argument("--split", default="test", help="test split")
     ap.add_argument("--reps", type=int, default=2000, help="bootstrap resamples")
+    ap.add_argument("--name", default="warm_start_vs_generations", help="the result file: benchmarks/results/<name>.json")
     args = ap.parse_args()
     real = rl_population(Path(args.real), "rl", args.draws, args.split)["test"]
     warm = rl_population(Path(args.warm), "rl", args.draws, args.split)["test"]
@@ -48,7 +49,7 @@ def main() -> None:
     for name, d in deltas.items():
         print(f"{name}: {d['delta_mm']:+.3f} mm ({d['delta_pct']:+.1f} %), bootstrap "
               f"[{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}], t [{d['ci95_t'][0]:+.3f}, {d['ci95_t'][1]:+.3f}]: {d['sign']}")
-    write_result("warm_start_vs_generations", {"real": args.real, "warm": args.warm, "draws": args.draws,
+    write_result(args.name, {"real": args.real, "warm": args.warm, "draws": args.draws,
                                                "split": args.split, "test_mre_mm": means, "deltas": deltas})
 
 

@@ -58,7 +58,7 @@ def margins(learned: RolloutResult, baselines: dict[str, RolloutResult], label: 
     for name, base in baselines.items():
         margin, se = paired_margin(base, learned)
         report_line(f"RL learning, {label}: final error {learned.final_err.mean():.2f} vs {LABELS.get(name, name)} "
-                    f"{base.final_err.mean():.2f} mm (paired margin {margin:.3f}, {margin / se:.1f} s.e.); "
+                    f"{base.final_err.mean():.2f} mm (paired margin {margin:.3f}, {margin / max(se, 1e-12):.1f} s.e.); "
                     f"|log sigma - log best| {learned.sigma_distance.mean():.3f} vs {base.sigma_distance.mean():.3f}")
         out[name] = (margin, se, base.sigma_distance.mean())
     return out
@@ -68,6 +68,8 @@ def test_frozen_policy_beats_keep_random_and_landmark_pbt_on_heldout_seeds(repor
     learned, baselines = train_then_evaluate(SigmaConfig(method="rl", init=2.5), "cost_model", seed=0, rounds=14,
                                              epochs=12)
     for name, (margin, se, distance) in margins(learned, baselines, "cost model", report_line).items():
+        if name == "adopt":  # reported: in the cost model the policy converges to ADOPT at every decision
+            continue
         assert margin > 4 * se, name
         assert learned.sigma_distance.mean() < distance, name
 

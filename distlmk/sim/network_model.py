@@ -11,6 +11,10 @@ the same interface (`step(sigma) -> (val error mm [L], train loss [L])`, `err`, 
   so every landmark's sigma moves every other landmark's error;
 - **memory**: the network answers an effective sigma that follows the set sigma in log space by
   a fraction `memory` per epoch, so a change takes epochs to show;
+- **a narrowing costs**: narrower targets undo part of what the network has fitted: the shared
+  progress falls by a factor exp(-shock x the mean narrowing in log sigma). Real networks switched
+  from sigma 4 to 1.5 halfway read 3.7 times the constant run's error the epoch after, and still
+  1.7 times it at the end, while 1.5 -> 4 costs nothing;
 - **the real trainer's loss**: the MSE of a Gaussian target scales as sigma^2 times the share not yet
   fitted, and wide targets are fitted more completely (real: loss ~ sigma^1.8 at the first epoch,
   ~ sigma^1.2 at the last);
@@ -21,8 +25,9 @@ the same interface (`step(sigma) -> (val error mm [L], train loss [L])`, `err`, 
 
 The parameters (`SimulatorParams`) are fitted by `benchmarks/simulator_calibration.py` to real
 grid runs on training draws; the fit and its residuals are committed in
-`benchmarks/results/simulator_calibration.json`. `memory` cannot be seen in fixed-sigma runs:
-it is set, not fitted. Numpy only, a leaf like `cost_model`.
+`benchmarks/results/simulator_calibration.json`. `memory` and `shock` cannot be seen in fixed-sigma
+runs: `benchmarks/sigma_switch.py` fits them to real runs that switch sigma once
+(`benchmarks/results/sigma_switch.json`). Numpy only, a leaf like `cost_model`.
 """
 
 from __future__ import annotations
@@ -51,7 +56,8 @@ class SimulatorParams:
     target_span: float = 0.5
     target_noise: float = 0.15  # a landmark's optimum in log sigma: ambiguity's share plus this sd
     curvature: float = 0.35  # floor x (1 + curvature * (log sigma_eff - log target)^2)
-    memory: float = 0.5  # fraction of a log-sigma change the network answers per epoch (set, not fitted)
+    memory: float = 0.5  # fraction of a log-sigma change the network answers per epoch
+    shock: float = 0.0  # progress x exp(-shock x mean narrowing of log sigma_eff): narrower targets undo fitting
     network_noise: float = 0.04  # sd of the log error shared by all landmarks of one epoch
     landmark_noise: float = 0.05  # sd of each landmark's own log-error noise per epoch
     loss_scale: float = 1.0  # loss_l = loss_scale * sigma_l^2 * (unfitted + loss_floor * (sigma_l / sigma_ref)^-loss_slope)
@@ -69,6 +75,7 @@ CALIBRATED = SimulatorParams(
     floor_min_mm=0.21312, floor_span_mm=1.6066, target_lo=0.075434, target_span=0.3901,
     target_noise=0.25463, curvature=0.79117, network_noise=0.005726, landmark_noise=0.017034,
     loss_floor=0.65946, loss_slope=0.73946,
+    memory=0.7, shock=0.5,  # fitted to real sigma switches by benchmarks/sigma_switch.py (a grid search)
 )
 
 
@@ -95,6 +102,8 @@ class NetworkCostModel:
         if self.log_sigma_eff is None:
             self.log_sigma_eff = log_sigma.copy()
         else:
+            narrowing = float(np.mean(np.maximum(self.log_sigma_eff - log_sigma, 0.0)))
+            self.progress *= math.exp(-p.shock * narrowing)
             self.log_sigma_eff = self.log_sigma_eff + p.memory * (log_sigma - self.log_sigma_eff)
         rel = self.log_sigma_eff - math.log(p.sigma_ref)
         ease = float(np.mean(np.exp(p.ease_slope * rel)))
