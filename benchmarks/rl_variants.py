@@ -16,7 +16,7 @@ How to run:
         [--name warm_start_choice]
 
 Results to expect: `benchmarks/results/<name>.json`: per run the validation and test MRE per draw,
-the held-out trial-epochs, the learning curve of its generations, and every run's test delta
+the held-out trial-epochs, how often its members changed a landmark's sigma and how far they narrowed it, the learning curve of its generations, and every run's test delta
 against the first run and against landmark_pbt. On 3 draws a population's figure moves by several
 hundredths of a mm between runs of the same code, so deltas of that size are not expected to hold.
 """
@@ -39,12 +39,29 @@ from distlmk.analysis.stats import paired_delta
 
 def rl_population(root: Path, role: str, draws: list[int], split: str) -> dict:
     """A population stage `<role>_d<draw>` per draw: its best member on validation (val MRE, per-image
-    test errors) and the members' trial-epochs summed over draws."""
+    test errors), the members' trial-epochs summed over draws, and how much its members moved sigma."""
     summaries = {d: rundir.read_summary(root / f"{role}_d{d}") for d in draws}
     best = {d: best_member(summaries[d], role, d) for d in draws}
     return {"val": {d: float(r[S.VAL_MRE]) for d, r in best.items()},
             "test": {d: per_image_errors(r, split) for d, r in best.items()},
-            "trial_epochs": int(sum(int(s["epochs"].sum()) for s in summaries.values()))}
+            "trial_epochs": int(sum(int(s["epochs"].sum()) for s in summaries.values())),
+            **sigma_moves([root / f"{role}_d{d}" for d in draws])}
+
+
+def sigma_moves(stages: list[Path]) -> dict:
+    """From each member's records: how often a landmark's sigma changed (per landmark and member) and
+    how far it narrowed in all (sum of log-sigma decreases, per landmark and member), means over members."""
+    import pandas as pd
+
+    changes, narrowing = [], []
+    for stage in stages:
+        rec = pd.read_parquet(stage / rundir.RECORDS_FILE).sort_values("epoch")
+        for _, r in rec.groupby("trial_id"):
+            step = np.diff(np.log(np.array(r[S.SIGMA_USED].tolist(), float)), axis=0)  # [epochs - 1, L]
+            changes.append(float((np.abs(step) > 1e-9).sum(axis=0).mean()))
+            narrowing.append(float(np.maximum(-step, 0.0).sum(axis=0).mean()))
+    return {"sigma_changes_per_landmark": float(np.mean(changes)),
+            "sigma_narrowing_log_per_landmark": float(np.mean(narrowing))}
 
 
 def main() -> None:
@@ -70,6 +87,8 @@ def main() -> None:
             "test_mre_mm": float(np.mean([e.mean() for e in pop["test"].values()])),
             "test_mre_mm_per_draw": [float(pop["test"][d].mean()) for d in args.draws],
             "heldout_trial_epochs": pop["trial_epochs"],
+            "sigma_changes_per_landmark": pop["sigma_changes_per_landmark"],
+            "sigma_narrowing_log_per_landmark": pop["sigma_narrowing_log_per_landmark"],
             "learning_curve": comparison.get("learning_curve", []),
             "minus_landmark_pbt": paired_delta(pop["test"], rule["test"], "nested", args.reps),
         }
@@ -77,18 +96,24 @@ def main() -> None:
             out[name][f"minus_{reference}"] = paired_delta(pop["test"], pops[reference]["test"], "nested", args.reps)
     chosen = min(out, key=lambda n: out[n]["val_mre_mm"])
     for name, r in out.items():
-        line = f"{name}: val {r['val_mre_mm']:.3f}, test {r['test_mre_mm']:.3f} mm, {r['heldout_trial_epochs']} trial-epochs"
+        line = (f"{name}: val {r['val_mre_mm']:.3f}, test {r['test_mre_mm']:.3f} mm, {r['heldout_trial_epochs']} "
+                f"trial-epochs, sigma changed {r['sigma_changes_per_landmark']:.2f} times per landmark, narrowed "
+                f"{r['sigma_narrowing_log_per_landmark']:.3f} in log")
         for key in (f"minus_{reference}", "minus_landmark_pbt"):
             if key in r:
                 d = r[key]
                 line += (f"; {key} {d['delta_mm']:+.3f} mm [{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}] "
                          f"t [{d['ci95_t'][0]:+.3f}, {d['ci95_t'][1]:+.3f}] {d['sign']}")
         print(line)
+    print(f"landmark_pbt: sigma changed {rule['sigma_changes_per_landmark']:.2f} times per landmark, narrowed "
+          f"{rule['sigma_narrowing_log_per_landmark']:.3f} in log")
     print(f"chosen on validation: {chosen}")
     write_result(args.name, {
         "command": " ".join(["python -m benchmarks.rl_variants", *sys.argv[1:]]),  # the file is named by --name
         "draws": args.draws, "split": args.split, "reference": reference,
         "landmark_pbt_test_mre_mm": float(np.mean([e.mean() for e in rule["test"].values()])),
+        "landmark_pbt_sigma_changes_per_landmark": rule["sigma_changes_per_landmark"],
+        "landmark_pbt_sigma_narrowing_log_per_landmark": rule["sigma_narrowing_log_per_landmark"],
         "runs": out, "chosen_on_validation": chosen,
     })
 
