@@ -28,11 +28,17 @@ def best_of(fn: Callable[[], object], repeat: int = 5, number: int = 1) -> float
     return best
 
 
+def _main_module(name: str) -> str:
+    """The module this run was started as (`python -m ...`); a result named after it otherwise."""
+    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    return spec.name if spec is not None else "benchmarks." + name.split("_frozen")[0]
+
+
 def write_result(name: str, payload: dict) -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
     payload = {
         "benchmark": name,
-        "command": "python -m benchmarks." + " ".join([name.split("_frozen")[0], *sys.argv[1:]]),
+        "command": " ".join([f"python -m {_main_module(name)}", *sys.argv[1:]]),
         "measured_at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "cpus": os.cpu_count(),
         # other processes on the host: a load above the core count means the figures are slowed by them

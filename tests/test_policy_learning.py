@@ -33,7 +33,7 @@ from distlmk.config import PolicyConfig, SigmaConfig
 from distlmk.policy.core import PolicyCore
 from distlmk.policy.rollout import RolloutResult, evaluate_frozen, paired_margin, rollout
 
-L, EVAL_TRIALS = 8, 48
+L, EVAL_TRIALS = 8, 96
 LABELS = {"blind": "the same policy without its board",  # board features all 0
           "adopt": "ADOPT at every decision"}
 

@@ -11,8 +11,10 @@ the same interface (`step(sigma) -> (val error mm [L], train loss [L])`, `err`, 
   so every landmark's sigma moves every other landmark's error;
 - **memory**: the network answers an effective sigma that follows the set sigma in log space by
   a fraction `memory` per epoch, so a change takes epochs to show;
-- **a narrowing costs**: narrower targets undo part of what the network has fitted: the shared
-  progress falls by a factor exp(-shock x the mean narrowing in log sigma). Real networks switched
+- **a narrowing costs**: narrower targets undo part of what the network has fitted: every epoch the
+  shared progress falls by a factor exp(-shock x the mean over landmarks of how far the set log sigma
+  is below the effective one), so one narrowing by D is charged while the network adapts, about
+  shock x D / memory in all. Real networks switched
   from sigma 4 to 1.5 halfway read 3.7 times the constant run's error the epoch after, and still
   1.7 times it at the end, while 1.5 -> 4 costs nothing;
 - **the real trainer's loss**: the MSE of a Gaussian target scales as sigma^2 times the share not yet
@@ -57,7 +59,7 @@ class SimulatorParams:
     target_noise: float = 0.15  # a landmark's optimum in log sigma: ambiguity's share plus this sd
     curvature: float = 0.35  # floor x (1 + curvature * (log sigma_eff - log target)^2)
     memory: float = 0.5  # fraction of a log-sigma change the network answers per epoch
-    shock: float = 0.0  # progress x exp(-shock x mean narrowing of log sigma_eff): narrower targets undo fitting
+    shock: float = 0.0  # per epoch, progress x exp(-shock x mean of max(log sigma_eff - log sigma, 0)): narrowing undoes fitting
     network_noise: float = 0.04  # sd of the log error shared by all landmarks of one epoch
     landmark_noise: float = 0.05  # sd of each landmark's own log-error noise per epoch
     loss_scale: float = 1.0  # loss_l = loss_scale * sigma_l^2 * (unfitted + loss_floor * (sigma_l / sigma_ref)^-loss_slope)
