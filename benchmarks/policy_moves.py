@@ -20,14 +20,13 @@ from __future__ import annotations
 
 import argparse
 import collections
-import dataclasses
 
 import torch
 
 from benchmarks.common import write_result
 from distlmk.config import PolicyConfig, SigmaConfig
 from distlmk.policy.core import PolicyCore
-from distlmk.policy.rollout import paired_margin, rollout
+from distlmk.policy.rollout import evaluate_frozen, paired_margin, rollout
 from distlmk.protocol import NO_ACTION, ActionPart, Feature, Move
 
 SIGMA = SigmaConfig(method="rl", init=2.5, min=0.7, max=8.0)  # as the learning test's calibrated case
@@ -61,15 +60,11 @@ def main() -> None:
     core = PolicyCore(PolicyConfig(train_batch_rows=1024, minibatch_size=256, num_epochs=6, lr=1e-3, seed=a.seed))
     for it in range(a.rounds):
         rollout(core, SIGMA, 32, LANDMARKS, EPOCHS, seed=1000 * a.seed + it, tag=f"s{a.seed}u{it}_", simulator="network")
-    core.cfg.freeze, core.cfg.explore = True, False
     counts: collections.defaultdict = collections.defaultdict(collections.Counter)
-    core.act = count_moves(core.act, counts)  # the frozen evaluation counts its moves
-    learned = rollout(core, SIGMA, MEMBERS, LANDMARKS, EPOCHS, seed=10_000 + a.seed, tag="e", simulator="network")
-    rule_cfg = dataclasses.replace(SIGMA, landmark_pbt=dataclasses.replace(SIGMA.landmark_pbt,
-                                                                           interval=SIGMA.rl.decision_interval))
-    run = dict(num_trials=MEMBERS, num_landmarks=LANDMARKS, epochs=EPOCHS, seed=10_000 + a.seed, simulator="network")
-    adopt = rollout("adopt", SIGMA, tag="a", **run)
-    rule = rollout("landmark_pbt", rule_cfg, tag="l", **run)
+    core.act = count_moves(core.act, counts)  # the frozen evaluation counts its moves (the baselines use no core)
+    learned, base = evaluate_frozen(core, SIGMA, MEMBERS, LANDMARKS, EPOCHS, seed=10_000 + a.seed,
+                                    simulator="network", baselines=("adopt", "landmark_pbt"))
+    adopt, rule = base["adopt"], base["landmark_pbt"]
     shares = {}
     for (quarter, standing), c in sorted(counts.items()):
         n = sum(c.values())
